@@ -1,0 +1,296 @@
+//! `norris`: the operator's command. Tables, job and pool definitions, one-off scheduler ticks,
+//! and the local demo. It talks to DynamoDB through the standard AWS environment
+//! (`AWS_ENDPOINT_URL` points it at the local world's moto server).
+
+mod demo;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use norris_control::{scheduler, SchedulerConfig};
+use norris_dynamo::{DynamoStore, TableNames};
+use norris_model::{JobDefinition, JobId, PoolDefinition, Validity};
+use norris_ports::{Clock, StateStore, SystemClock};
+use serde_json::Value;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "norris", about = "Operate norris: definitions, ticks, the local demo")]
+struct Cli {
+    /// Deployment prefix of the DynamoDB tables.
+    #[arg(long, env = "NORRIS_TABLE_PREFIX", default_value = "norris", global = true)]
+    table_prefix: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// DynamoDB tables.
+    Tables {
+        #[command(subcommand)]
+        command: TablesCommand,
+    },
+    /// Job definitions.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Pool definitions.
+    Pools {
+        #[command(subcommand)]
+        command: PoolsCommand,
+    },
+    /// Runs one scheduler tick now and prints its report.
+    Tick,
+    /// Runs (one per job and window).
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// Cluster records.
+    Clusters {
+        #[command(subcommand)]
+        command: ClustersCommand,
+    },
+    /// The local demo (needs the local world: `make demo` starts it).
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum TablesCommand {
+    /// Creates the tables from infra/tables.json (existing ones are left alone).
+    Create,
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Validates job definition files and writes them; a new job is scheduled at once.
+    Put {
+        /// JSON files, one definition each.
+        files: Vec<PathBuf>,
+        /// Write even if invalid (the control plane will then mark it invalid).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Lists jobs with their state.
+    List,
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// Lists a job's runs from its first window on, or from `--from` (Unix seconds).
+    List {
+        /// The job.
+        job: String,
+        /// First window start to list.
+        #[arg(long, default_value_t = 0)]
+        from: i64,
+        /// One JSON object per line instead of a table (for programs: the demo's lake reader).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retries a failed run with a new attempt (after the cause is fixed).
+    Retry {
+        /// The job.
+        job: String,
+        /// The run's window start (Unix seconds).
+        window_lo: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClustersCommand {
+    /// Records a running cluster as ready for work (a cluster norris did not launch itself, or the
+    /// local world's stand-in cluster).
+    Register {
+        /// norris's key for it.
+        #[arg(long)]
+        key: String,
+        /// Its size class.
+        #[arg(long)]
+        size_class: String,
+        /// Livy's base URL.
+        #[arg(long)]
+        livy: String,
+        /// EMR cluster id, if any.
+        #[arg(long)]
+        emr_cluster_id: Option<String>,
+    },
+    /// Lists cluster records.
+    List,
+}
+
+#[derive(Subcommand)]
+enum PoolsCommand {
+    /// Validates pool definition files and writes them.
+    Put {
+        /// JSON files, one definition each.
+        files: Vec<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let client = norris_dynamo::client_from_env().await;
+    let store = DynamoStore::new(client.clone(), TableNames::with_prefix(&cli.table_prefix));
+    match cli.command {
+        Command::Tables { command: TablesCommand::Create } => {
+            let created = norris_dynamo::create_tables(&client, &cli.table_prefix).await?;
+            println!("tables ready under prefix {:?} (created now: {})", cli.table_prefix, created.len());
+        }
+        Command::Jobs { command: JobsCommand::Put { files, force } } => put_jobs(&store, &files, force).await?,
+        Command::Jobs { command: JobsCommand::List } => list_jobs(&store).await?,
+        Command::Pools { command: PoolsCommand::Put { files } } => {
+            for file in &files {
+                let doc = read_json(file)?;
+                if let Err(e) = PoolDefinition::from_document(&doc) {
+                    bail!("{}: {e}", file.display());
+                }
+                store.put_pool_document(&doc).await?;
+                println!("pool {} written", doc["size_class"].as_str().unwrap_or("?"));
+            }
+        }
+        Command::Tick => {
+            let config = SchedulerConfig { table_prefix: cli.table_prefix.clone(), ..scheduler_defaults()? };
+            let livy = norris_livy::LivyClient::new(norris_livy::RetryPolicy::default())?;
+            let report = scheduler::scheduler_tick(&store, &livy, SystemClock.now(), &config).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Clusters { command: ClustersCommand::Register { key, size_class, livy, emr_cluster_id } } => {
+            let now = SystemClock.now();
+            let cluster = norris_model::Cluster {
+                key: norris_model::ClusterKey::new(key),
+                size_class: norris_model::SizeClass::new(size_class),
+                generation: 1,
+                emr_cluster_id,
+                livy_endpoint: Some(livy),
+                state: norris_model::ClusterState::Ready,
+                created_at: now,
+                ready_at: Some(now),
+                rotate_after: now.plus_secs(86_400),
+                version: norris_model::Version::INITIAL,
+            };
+            match store.create_cluster(&cluster).await {
+                Ok(c) => println!("cluster {} registered (ready, {})", c.key, c.livy_endpoint.unwrap_or_default()),
+                Err(e) => bail!("cluster {} not registered: {e}", cluster.key),
+            }
+        }
+        Command::Runs { command: RunsCommand::List { job, from, json } } => {
+            let runs = store.runs_of_job(&JobId::new(&job), norris_model::UnixTime(from), usize::MAX).await?;
+            for run in runs {
+                let (prefix, rows) = match &run.status {
+                    norris_model::RunStatus::Published { prefix, rows, .. } => (prefix.clone(), *rows),
+                    _ => (String::new(), 0),
+                };
+                if json {
+                    let line = serde_json::json!({
+                        "job_id": run.job_id.as_str(), "window_lo": run.window.lo.0, "window_hi": run.window.hi.0,
+                        "attempt": run.attempt.0, "status": run.status.name(), "published_prefix": prefix, "rows": rows,
+                    });
+                    println!("{line}");
+                } else {
+                    println!(
+                        "{:<24} {:<22} a{:<3} {:<11} {:>7} {}",
+                        run.job_id,
+                        run.window.lo.to_string(),
+                        run.attempt.0,
+                        run.status.name(),
+                        rows,
+                        run.last_outcome.map(|o| o.summary).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Command::Runs { command: RunsCommand::Retry { job, window_lo } } => {
+            let key = norris_model::RunKey { job_id: JobId::new(job), window_lo: norris_model::UnixTime(window_lo) };
+            let run = norris_control::follow::retry_failed_run(&store, SystemClock.now(), &key).await?;
+            println!("run {} is pending again as attempt {}", run.key(), run.attempt);
+        }
+        Command::Clusters { command: ClustersCommand::List } => {
+            for c in store.list_clusters().await? {
+                println!(
+                    "{:<24} {:<10} {:<12} {:<16} {}",
+                    c.key,
+                    c.size_class,
+                    c.state.name(),
+                    c.emr_cluster_id.unwrap_or_default(),
+                    c.livy_endpoint.unwrap_or_default()
+                );
+            }
+        }
+        Command::Demo => demo::run(&client, &store, &cli.table_prefix).await?,
+    }
+    Ok(())
+}
+
+/// Scheduler settings from the environment, with the table prefix filled in by the CLI.
+fn scheduler_defaults() -> Result<SchedulerConfig> {
+    let mut env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    env.entry("NORRIS_TABLE_PREFIX".into()).or_insert_with(|| "norris".into());
+    Ok(SchedulerConfig::from_env_map(&env)?)
+}
+
+fn read_json(file: &PathBuf) -> Result<Value> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", file.display()))
+}
+
+async fn put_jobs(store: &DynamoStore, files: &[PathBuf], force: bool) -> Result<()> {
+    let docs: Vec<(PathBuf, Value)> =
+        files.iter().map(|f| read_json(f).map(|d| (f.clone(), d))).collect::<Result<_>>()?;
+    let mut refused = Vec::new();
+    for (file, doc) in &docs {
+        if let Err(e) = JobDefinition::from_document(doc) {
+            refused.push(format!("{}: {e}", file.display()));
+        }
+    }
+    if !refused.is_empty() && !force {
+        bail!("nothing written; fix these (or pass --force):\n  {}", refused.join("\n  "));
+    }
+    for (_, doc) in &docs {
+        store.put_job_document(doc).await?;
+        let id = JobId::new(doc.get("job_id").and_then(Value::as_str).unwrap_or_default());
+        scheduler::reconcile_now(store, SystemClock.now(), &id).await?;
+        println!("job {id} written");
+    }
+    Ok(())
+}
+
+async fn list_jobs(store: &DynamoStore) -> Result<()> {
+    println!("{:<28} {:<12} {:<22} {:<22} problems", "job", "status", "watermark", "next due");
+    for record in store.scan_job_definitions().await? {
+        let state = store.get_job_state(&JobId::new(&record.key)).await?;
+        let (status, watermark, due, problems) = match (&state, &record.parsed) {
+            (None, _) => ("unreconciled".to_string(), String::new(), String::new(), String::new()),
+            (Some(s), parsed) => {
+                let status = match (&s.validity, parsed) {
+                    (Validity::Invalid { .. }, _) => "invalid",
+                    (Validity::Quarantined { .. }, _) => "quarantined",
+                    (Validity::Valid, Ok(d)) if !d.enabled => "disabled",
+                    (Validity::Valid, _) => "valid",
+                };
+                let problems = match &s.validity {
+                    Validity::Invalid { problems } => {
+                        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                    }
+                    Validity::Quarantined { reason } => reason.clone(),
+                    Validity::Valid => String::new(),
+                };
+                let due = s.due_at.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+                let watermark = if s.next_window_lo == norris_model::JobState::NOT_STARTED {
+                    "-".to_string()
+                } else {
+                    s.watermark.to_string()
+                };
+                (status.to_string(), watermark, due, problems)
+            }
+        };
+        println!("{:<28} {:<12} {:<22} {:<22} {}", record.key, status, watermark, due, problems);
+    }
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! Following runs within a scheduler tick: place pending runs, submit them, follow submitted and
+//! running ones through Livy and their result items, publish (fenced), retry, give up, and commit
+//! each job's watermark over contiguous published windows.
+//!
+//! Every write is a versioned update of the run as read at the start of this step; a lost race
+//! means another invocation handled the run, and this one leaves it alone. Publishing is the
+//! fence: only the run's current attempt can be published, because the update that publishes is
+//! conditional on the version that holds that attempt.
+
+use crate::scheduler::{JobFailure, TickReport};
+use norris_engine::runs::{advance_watermark, batch_submission, follow_run, place_runs, RunStep};
+use norris_model::{
+    BatchHandle, BatchObservation, Cluster, ClusterKey, ClusterState, JobDefinition, JobId, JobState, Run, RunOutcome,
+    RunStatus, SizeClass, UnixTime, Validity,
+};
+use norris_ports::{BatchService, DefinitionRecord, StateStore, StoreError, WriteError};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Changes to a job's state decided while following its runs, written with the commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobEdit {
+    /// A schema to accept (first publish, or an additive evolution).
+    pub accepted_schema: Option<String>,
+    /// A breaking schema change: quarantine the job.
+    pub quarantine: Option<String>,
+}
+
+/// Batch slots per cluster when the pool has no (valid) definition.
+pub const DEFAULT_BATCH_SLOTS: u32 = 4;
+
+/// What the follow step needs to know about the world, read once per tick.
+pub struct World<'a> {
+    /// Every cluster record.
+    pub clusters: &'a [Cluster],
+    /// Batch slots per size class (from the pools).
+    pub slots: &'a HashMap<SizeClass, u32>,
+    /// Definitions of the jobs involved.
+    pub definitions: &'a HashMap<String, DefinitionRecord<JobDefinition>>,
+    /// The results table name handed to each attempt.
+    pub results_table: &'a str,
+}
+
+fn endpoint_of<'c>(clusters: &'c [Cluster], key: &ClusterKey) -> Option<&'c str> {
+    clusters
+        .iter()
+        .find(|c| &c.key == key && matches!(c.state, ClusterState::Ready | ClusterState::Draining { .. }))
+        .and_then(|c| c.livy_endpoint.as_deref())
+}
+
+/// Follows every active run; returns the jobs whose watermark may move (something published).
+#[allow(clippy::too_many_arguments)]
+pub async fn follow_active_runs<S: StateStore, B: BatchService>(
+    store: &S,
+    batches: &B,
+    now: UnixTime,
+    world: &World<'_>,
+    active: Vec<Run>,
+    states: &HashMap<JobId, JobState>,
+    edits: &mut HashMap<JobId, JobEdit>,
+    report: &mut TickReport,
+) -> Result<BTreeSet<JobId>, StoreError> {
+    let mut touched = BTreeSet::new();
+    let mut running_per_cluster: BTreeMap<ClusterKey, u32> = BTreeMap::new();
+    for run in &active {
+        if let Some(c) = run.status.cluster() {
+            *running_per_cluster.entry(c.clone()).or_default() += 1;
+        }
+    }
+    // Placed runs first (they free slots), then pending ones.
+    for run in active.iter().filter(|r| r.status.cluster().is_some()) {
+        let outcome = follow_placed(store, batches, now, world, states, edits, run, report).await;
+        match outcome {
+            Ok(true) => {
+                touched.insert(run.job_id.clone());
+                if let Some(c) = run.status.cluster() {
+                    running_per_cluster.entry(c.clone()).and_modify(|n| *n = n.saturating_sub(1));
+                }
+            }
+            Ok(false) => {}
+            Err(e) => report.failures.push(JobFailure { job_id: run.job_id.to_string(), error: e.to_string() }),
+        }
+    }
+    let pending: Vec<(&Run, &SizeClass)> = active
+        .iter()
+        .filter(|r| matches!(r.status, RunStatus::Pending { not_before } if not_before <= now))
+        .filter_map(|r| {
+            let def = world.definitions.get(r.job_id.as_str())?.parsed.as_ref().ok()?;
+            let valid = states.get(&r.job_id).is_some_and(|s| s.validity == Validity::Valid);
+            (def.enabled && valid).then_some((r, &def.size_class))
+        })
+        .collect();
+    let slots = |sc: &SizeClass| world.slots.get(sc).copied().unwrap_or(DEFAULT_BATCH_SLOTS);
+    let placements = place_runs(&pending, world.clusters, &running_per_cluster, slots);
+    report.runs_waiting_for_a_cluster += pending.len() - placements.len();
+    for (run, cluster) in placements {
+        if let Err(e) = submit_pending(store, batches, now, world, states, run, &cluster, report).await {
+            report.failures.push(JobFailure { job_id: run.job_id.to_string(), error: e.to_string() });
+        }
+    }
+    Ok(touched)
+}
+
+/// Writes `next` over `run`; `Ok(None)` when another invocation wrote first.
+async fn write_run<S: StateStore>(store: &S, next: &Run, report: &mut TickReport) -> Result<Option<Run>, StoreError> {
+    match store.update_run(next).await {
+        Ok(r) => Ok(Some(r)),
+        Err(WriteError::Conflict { .. }) => {
+            report.conflicts += 1;
+            Ok(None)
+        }
+        Err(WriteError::Store(e)) => Err(e),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn submit_pending<S: StateStore, B: BatchService>(
+    store: &S,
+    batches: &B,
+    now: UnixTime,
+    world: &World<'_>,
+    states: &HashMap<JobId, JobState>,
+    run: &Run,
+    cluster: &ClusterKey,
+    report: &mut TickReport,
+) -> Result<(), StoreError> {
+    // Record the placement before calling Livy: if this invocation dies after the call, the next
+    // tick finds the batch by name instead of submitting a second one.
+    let mut placed = run.clone();
+    placed.status = RunStatus::Submitting { cluster: cluster.clone(), since: now };
+    placed.updated_at = now;
+    let Some(placed) = write_run(store, &placed, report).await? else { return Ok(()) };
+    submit(store, batches, now, world, states, &placed, report).await.map(|_| ())
+}
+
+async fn submit<S: StateStore, B: BatchService>(
+    store: &S,
+    batches: &B,
+    now: UnixTime,
+    world: &World<'_>,
+    states: &HashMap<JobId, JobState>,
+    run: &Run,
+    report: &mut TickReport,
+) -> Result<Option<Run>, StoreError> {
+    let RunStatus::Submitting { cluster, .. } = &run.status else { return Ok(None) };
+    let (Some(endpoint), Some(def), Some(state)) = (
+        endpoint_of(world.clusters, cluster),
+        world.definitions.get(run.job_id.as_str()).and_then(|r| r.parsed.as_ref().ok()),
+        states.get(&run.job_id),
+    ) else {
+        return Ok(None);
+    };
+    let Some(submission) = batch_submission(def, state, run, world.results_table) else { return Ok(None) };
+    match batches.submit(endpoint, &submission).await {
+        Ok(obs) => {
+            report.runs_submitted += 1;
+            tracing::info!(run = %run.key(), attempt = %run.attempt, cluster = %cluster, batch_id = obs.id, "run submitted");
+            mark_running(store, now, run, cluster, &obs, report).await
+        }
+        Err(e) => {
+            // Left submitting: the next tick looks the batch up by name and submits again if absent.
+            tracing::warn!(run = %run.key(), cluster = %cluster, error = %e, "submission failed; retried next tick");
+            report.failures.push(JobFailure { job_id: run.job_id.to_string(), error: e.to_string() });
+            Ok(None)
+        }
+    }
+}
+
+async fn mark_running<S: StateStore>(
+    store: &S,
+    now: UnixTime,
+    run: &Run,
+    cluster: &ClusterKey,
+    obs: &BatchObservation,
+    report: &mut TickReport,
+) -> Result<Option<Run>, StoreError> {
+    let mut next = run.clone();
+    next.status = RunStatus::Running {
+        cluster: cluster.clone(),
+        batch: BatchHandle { livy_batch_id: obs.id, batch_name: norris_engine::runs::batch_name(run) },
+        since: now,
+    };
+    next.updated_at = now;
+    write_run(store, &next, report).await
+}
+
+/// Follows one submitting or running run. Returns whether it was published (the job's watermark
+/// may move) or otherwise finished.
+#[allow(clippy::too_many_arguments)]
+async fn follow_placed<S: StateStore, B: BatchService>(
+    store: &S,
+    batches: &B,
+    now: UnixTime,
+    world: &World<'_>,
+    states: &HashMap<JobId, JobState>,
+    edits: &mut HashMap<JobId, JobEdit>,
+    run: &Run,
+    report: &mut TickReport,
+) -> Result<bool, StoreError> {
+    let Some(cluster) = run.status.cluster().cloned() else { return Ok(false) };
+    let policy = world
+        .definitions
+        .get(run.job_id.as_str())
+        .and_then(|r| r.parsed.as_ref().ok())
+        .map(|d| d.retry)
+        .unwrap_or_default();
+    let name = norris_engine::runs::batch_name(run);
+    let batch = match endpoint_of(world.clusters, &cluster) {
+        Some(endpoint) => match batches.find(endpoint, &name).await {
+            Ok(b) => b,
+            Err(e) => {
+                // Livy not answering is a cluster-health matter; the run is looked at again next tick.
+                tracing::warn!(run = %run.key(), cluster = %cluster, error = %e, "cannot reach Livy to follow the run");
+                report.failures.push(JobFailure { job_id: run.job_id.to_string(), error: e.to_string() });
+                return Ok(false);
+            }
+        },
+        None => None,
+    };
+    let result = store.get_attempt_result(&run.key(), run.attempt).await?;
+    let step = follow_run(now, run, &policy, batch.as_ref(), result.as_ref());
+    let mut next = run.clone();
+    next.updated_at = now;
+    match step {
+        RunStep::Wait => return Ok(false),
+        RunStep::Submit => {
+            submit(store, batches, now, world, states, run, report).await?;
+            return Ok(false);
+        }
+        RunStep::MarkRunning(handle) => {
+            next.status = RunStatus::Running { cluster, batch: handle, since: now };
+            write_run(store, &next, report).await?;
+            return Ok(false);
+        }
+        RunStep::Publish { prefix, rows } => {
+            next.status = RunStatus::Published { prefix, rows, at: now };
+            next.last_outcome = result.as_ref().map(|r| RunOutcome { attempt: r.attempt, summary: r.message.clone() });
+            if write_run(store, &next, report).await?.is_some() {
+                report.runs_published += 1;
+                tracing::info!(run = %run.key(), attempt = %run.attempt, rows, "window published");
+                if let Some(r) = result.as_ref().filter(|r| matches!(r.schema_verdict.as_str(), "first" | "evolved")) {
+                    if r.schema_verdict == "evolved" {
+                        tracing::info!(job_id = %run.job_id, change = %r.schema_change, "schema evolved");
+                    }
+                    edits.entry(run.job_id.clone()).or_default().accepted_schema = Some(r.schema_json.clone());
+                }
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        RunStep::Retry { reason, not_before } => {
+            tracing::warn!(run = %run.key(), attempt = %run.attempt, %reason, "attempt failed; retrying");
+            next.attempt = run.attempt.next();
+            next.status = RunStatus::Pending { not_before };
+            next.last_outcome = Some(RunOutcome { attempt: run.attempt, summary: reason });
+            report.runs_retried += 1;
+        }
+        RunStep::GiveUp { reason } => {
+            tracing::error!(run = %run.key(), %reason, alarm = "run_failed", "run failed after its last attempt");
+            next.status = RunStatus::Failed { reason: reason.clone(), at: now };
+            next.last_outcome = Some(RunOutcome { attempt: run.attempt, summary: reason });
+            report.runs_failed += 1;
+        }
+        RunStep::Quarantine { reason } => {
+            tracing::error!(job_id = %run.job_id, %reason, alarm = "job_quarantined", "breaking schema change; job quarantined");
+            next.status = RunStatus::Failed { reason: format!("quarantined: {reason}"), at: now };
+            next.last_outcome = Some(RunOutcome { attempt: run.attempt, summary: reason.clone() });
+            edits.entry(run.job_id.clone()).or_default().quarantine = Some(reason);
+            report.runs_failed += 1;
+        }
+    }
+    // A superseded attempt may still run: kill it where Livy answers (best effort; even if it
+    // lives on, it can never publish).
+    if let (Some(endpoint), Some(b)) = (endpoint_of(world.clusters, &cluster), batch.as_ref()) {
+        if !b.phase.is_final() {
+            if let Err(e) = batches.kill(endpoint, b.id).await {
+                tracing::warn!(run = %run.key(), error = %e, "could not kill the superseded attempt");
+            }
+        }
+    }
+    Ok(write_run(store, &next, report).await?.is_some())
+}
+
+/// Moves the watermarks of `jobs` over their contiguous published windows and applies the
+/// edits decided while following, with one versioned write per job.
+pub async fn commit_watermarks<S: StateStore>(
+    store: &S,
+    now: UnixTime,
+    jobs: &BTreeSet<JobId>,
+    states: &mut HashMap<JobId, JobState>,
+    edits: &HashMap<JobId, JobEdit>,
+    report: &mut TickReport,
+) -> Result<(), StoreError> {
+    for id in jobs {
+        let Some(state) = states.get(id).cloned() else { continue };
+        let runs = store.runs_of_job(id, state.watermark, 1000).await?;
+        let mut next = state.clone();
+        if let Some(edit) = edits.get(id) {
+            if let Some(schema) = &edit.accepted_schema {
+                next.accepted_schema = Some(schema.clone());
+            }
+            if let Some(reason) = &edit.quarantine {
+                next.validity = Validity::Quarantined { reason: reason.clone() };
+                next.due_at = None;
+            }
+        }
+        if let Some(watermark) = advance_watermark(&state, &runs) {
+            let committed = runs.iter().filter(|r| r.window.hi <= watermark).count();
+            report.windows_committed += committed;
+            tracing::info!(job_id = %id, from = %state.watermark, to = %watermark, windows = committed, "watermark committed");
+            next.watermark = watermark;
+            // Room in the in-flight budget: look at the job next tick.
+            if next.validity == Validity::Valid {
+                next.due_at = Some(next.due_at.map_or(now, |d| d.min(now)));
+            }
+        }
+        if next == state {
+            continue;
+        }
+        match store.update_job_state(&next).await {
+            Ok(written) => {
+                states.insert(id.clone(), written);
+            }
+            Err(WriteError::Conflict { current }) => {
+                report.conflicts += 1;
+                if let Some(c) = current {
+                    states.insert(id.clone(), *c);
+                }
+            }
+            Err(WriteError::Store(e)) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Why an operator's retry of a run was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryRunError {
+    /// No such run.
+    #[error("no run {0}")]
+    NotFound(String),
+    /// Only failed runs are retried by hand; others are still being handled.
+    #[error("run {key} is {status}, not failed: only failed runs are retried by hand")]
+    NotFailed {
+        /// The run.
+        key: String,
+        /// Its status.
+        status: &'static str,
+    },
+    /// Another writer changed the run meanwhile; look again.
+    #[error("run {0} changed meanwhile; try again")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An operator's retry of a failed run (after fixing the source, say): a new attempt, pending
+/// now. The watermark resumes once it publishes.
+pub async fn retry_failed_run<S: StateStore>(
+    store: &S,
+    now: UnixTime,
+    key: &norris_model::RunKey,
+) -> Result<Run, RetryRunError> {
+    let run = store.get_run(key).await?.ok_or_else(|| RetryRunError::NotFound(key.to_string()))?;
+    if !matches!(run.status, RunStatus::Failed { .. }) {
+        return Err(RetryRunError::NotFailed { key: key.to_string(), status: run.status.name() });
+    }
+    let mut next = run.clone();
+    next.attempt = run.attempt.next();
+    next.status = RunStatus::Pending { not_before: now };
+    next.updated_at = now;
+    match store.update_run(&next).await {
+        Ok(r) => Ok(r),
+        Err(WriteError::Conflict { .. }) => Err(RetryRunError::Conflict(key.to_string())),
+        Err(WriteError::Store(e)) => Err(e.into()),
+    }
+}

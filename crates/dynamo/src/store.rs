@@ -1,0 +1,506 @@
+//! `StateStore` on DynamoDB. Every ledger write is a conditional PutItem of the whole item
+//! (`attribute_not_exists(pk)` to create, `version = :read` to update), returning the stored item
+//! on a lost condition (`ReturnValuesOnConditionCheckFailure=ALL_OLD`) so the caller can decide
+//! again without another read.
+
+use crate::document::{item_to_document, json_to_attribute};
+use crate::items::{self, Item};
+use crate::schema::TableNames;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+use norris_model::{
+    Attempt, AttemptResult, Cluster, ClusterKey, JobDefinition, JobId, JobState, PoolDefinition, Run, RunKey, UnixTime,
+};
+use norris_ports::{Annotation, DefinitionRecord, StateStore, StoreError, WriteError};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The DynamoDB state store of one deployment.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: TableNames,
+}
+
+impl DynamoStore {
+    /// A store over the tables named by `tables`.
+    pub fn new(client: Client, tables: TableNames) -> Self {
+        DynamoStore { client, tables }
+    }
+
+    /// The table names in use.
+    pub fn tables(&self) -> &TableNames {
+        &self.tables
+    }
+}
+
+const RETRYABLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+];
+
+fn classify<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let message = DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::ServiceError(se) if !RETRYABLE_CODES.contains(&se.err().code().unwrap_or("")) => {
+            StoreError::Rejected { operation, message }
+        }
+        _ => StoreError::Unavailable { operation, message },
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+enum Condition {
+    Create,
+    Version(u64),
+}
+
+impl DynamoStore {
+    /// One conditional put. `desired` is the record as it will be stored. Each put carries a fresh
+    /// `write_id`: when the condition fails and the stored item carries our own `write_id`, the SDK
+    /// retried a put that had already succeeded, and the "conflict" is our own write.
+    async fn put_conditionally<T>(
+        &self,
+        operation: &'static str,
+        mut item: Item,
+        condition: Condition,
+        desired: T,
+        parse: fn(&Item) -> Result<T, StoreError>,
+    ) -> Result<T, WriteError<T>> {
+        let write_id = new_write_id();
+        item.insert("write_id".into(), s(&write_id));
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.tables.ledger)
+            .set_item(Some(item))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        req = match condition {
+            Condition::Create => req.condition_expression("attribute_not_exists(pk)"),
+            Condition::Version(v) => req
+                .condition_expression("#version = :read_version")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":read_version", n(v)),
+        };
+        match req.send().await {
+            Ok(_) => Ok(desired),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                let current = match se.into_err() {
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => e.item,
+                    _ => None,
+                };
+                if current.as_ref().and_then(|c| c.get("write_id")).and_then(|v| v.as_s().ok()) == Some(&write_id) {
+                    return Ok(desired);
+                }
+                let current = current.map(|item| parse(&item)).transpose()?;
+                Err(WriteError::Conflict { current: current.map(Box::new) })
+            }
+            Err(e) => Err(WriteError::Store(classify(operation, e))),
+        }
+    }
+
+    async fn get_ledger_item(
+        &self,
+        operation: &'static str,
+        pk: String,
+        sk: String,
+    ) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.ledger)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(operation, e))?;
+        Ok(out.item)
+    }
+
+    /// Runs a query to the end (or `limit` items), page by page.
+    async fn query_all(
+        &self,
+        operation: &'static str,
+        build: impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let remaining = limit.saturating_sub(out.len()).min(1000) as i32;
+            let page = build()
+                .set_exclusive_start_key(start.take())
+                .limit(remaining.max(1))
+                .send()
+                .await
+                .map_err(|e| classify(operation, e))?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if out.len() < limit && !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn put_document(&self, operation: &'static str, table: &str, document: &Value) -> Result<(), StoreError> {
+        let AttributeValue::M(item) = json_to_attribute(document) else {
+            return Err(StoreError::Rejected { operation, message: "a definition must be a JSON object".into() });
+        };
+        self.client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| classify(operation, e))?;
+        Ok(())
+    }
+
+    async fn scan_documents(&self, operation: &'static str, table: &str) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify(operation, e))?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A token unique to one put call (process, time, counter, and the std hasher's random keys).
+fn new_write_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    format!("{:016x}{:08x}", h.finish(), std::process::id())
+}
+
+fn job_record(item: &Item) -> DefinitionRecord<JobDefinition> {
+    let (doc, wire_problems) = item_to_document(item);
+    let key = doc.get("job_id").and_then(Value::as_str).unwrap_or("").to_string();
+    DefinitionRecord::job(&key, &doc, wire_problems)
+}
+
+fn collect<T>(items: &[Item], parse: fn(&Item) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
+    items.iter().map(parse).collect()
+}
+
+impl StateStore for DynamoStore {
+    async fn put_job_document(&self, document: &Value) -> Result<(), StoreError> {
+        self.put_document("put_job_document", &self.tables.jobs, document).await
+    }
+
+    async fn get_job_definitions(&self, ids: &[JobId]) -> Result<Vec<DefinitionRecord<JobDefinition>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut unique: Vec<&JobId> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(100) {
+            let keys: Vec<HashMap<String, AttributeValue>> =
+                chunk.iter().map(|id| HashMap::from([("job_id".to_string(), s(id.as_str()))])).collect();
+            let mut request =
+                Some(
+                    KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(|e| {
+                        StoreError::Rejected { operation: "get_job_definitions", message: e.to_string() }
+                    })?,
+                );
+            let mut delay = Duration::from_millis(25);
+            let mut rounds = 0;
+            while let Some(req) = request.take() {
+                let page = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.tables.jobs, req)
+                    .send()
+                    .await
+                    .map_err(|e| classify("get_job_definitions", e))?;
+                if let Some(mut responses) = page.responses {
+                    out.extend(responses.remove(&self.tables.jobs).unwrap_or_default().iter().map(job_record));
+                }
+                // Unprocessed keys (throttling) are retried with backoff, never dropped.
+                request =
+                    page.unprocessed_keys.and_then(|mut u| u.remove(&self.tables.jobs)).filter(|k| !k.keys.is_empty());
+                if request.is_some() {
+                    rounds += 1;
+                    if rounds > 8 {
+                        return Err(StoreError::Unavailable {
+                            operation: "get_job_definitions",
+                            message: "keys left unprocessed after 8 retries".into(),
+                        });
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn scan_job_definitions(&self) -> Result<Vec<DefinitionRecord<JobDefinition>>, StoreError> {
+        Ok(self.scan_documents("scan_job_definitions", &self.tables.jobs).await?.iter().map(job_record).collect())
+    }
+
+    async fn annotate_job_definition(&self, id: &JobId, annotation: &Annotation) -> Result<(), StoreError> {
+        let problems = AttributeValue::L(annotation.problems.iter().map(|p| s(p.to_string())).collect());
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.jobs)
+            .key("job_id", s(id.as_str()))
+            .update_expression("SET norris_status = :status, norris_problems = :problems, norris_hash = :hash")
+            .condition_expression("attribute_exists(job_id)")
+            .expression_attribute_values(":status", s(&annotation.status))
+            .expression_attribute_values(":hash", s(&annotation.hash))
+            .expression_attribute_values(":problems", problems)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The definition was deleted meanwhile: nothing to annotate.
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(e) => Err(classify("annotate_job_definition", e)),
+        }
+    }
+
+    async fn claim_periodic(&self, task: &str, now: UnixTime, until: UnixTime) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.ledger)
+            .set_item(Some(HashMap::from([
+                ("pk".to_string(), s(items::PERIODIC_PK)),
+                ("sk".to_string(), s(task)),
+                ("held_until".to_string(), n(until.0)),
+            ])))
+            .condition_expression("attribute_not_exists(pk) OR held_until <= :now")
+            .expression_attribute_values(":now", n(now.0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(classify("claim_periodic", e)),
+        }
+    }
+
+    async fn put_pool_document(&self, document: &Value) -> Result<(), StoreError> {
+        self.put_document("put_pool_document", &self.tables.pools, document).await
+    }
+
+    async fn list_pools(&self) -> Result<Vec<DefinitionRecord<PoolDefinition>>, StoreError> {
+        let items = self.scan_documents("list_pools", &self.tables.pools).await?;
+        Ok(items
+            .iter()
+            .map(|item| {
+                let (doc, wire) = item_to_document(item);
+                let key = doc.get("size_class").and_then(Value::as_str).unwrap_or("").to_string();
+                DefinitionRecord::pool(&key, &doc, wire)
+            })
+            .collect())
+    }
+
+    async fn get_job_state(&self, id: &JobId) -> Result<Option<JobState>, StoreError> {
+        let item = self.get_ledger_item("get_job_state", items::job_pk(id), items::STATE_SK.into()).await?;
+        item.as_ref().map(items::job_state_from_item).transpose()
+    }
+
+    async fn create_job_state(&self, state: &JobState) -> Result<JobState, WriteError<JobState>> {
+        let item = items::job_state_item(state);
+        self.put_conditionally("create_job_state", item, Condition::Create, state.clone(), items::job_state_from_item)
+            .await
+    }
+
+    async fn update_job_state(&self, state: &JobState) -> Result<JobState, WriteError<JobState>> {
+        let mut next = state.clone();
+        next.version = state.version.next();
+        let item = items::job_state_item(&next);
+        self.put_conditionally(
+            "update_job_state",
+            item,
+            Condition::Version(state.version.0),
+            next,
+            items::job_state_from_item,
+        )
+        .await
+    }
+
+    async fn due_jobs(&self, now: UnixTime, limit: usize) -> Result<Vec<JobState>, StoreError> {
+        let items = self
+            .query_all(
+                "due_jobs",
+                || {
+                    self.client
+                        .query()
+                        .table_name(&self.tables.ledger)
+                        .index_name("due")
+                        .key_condition_expression("due_shard = :shard AND due_at <= :now")
+                        .expression_attribute_values(":shard", s(items::DUE_SHARD))
+                        .expression_attribute_values(":now", n(now.0))
+                },
+                limit,
+            )
+            .await?;
+        collect(&items, items::job_state_from_item)
+    }
+
+    async fn create_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
+        self.put_conditionally("create_run", items::run_item(run), Condition::Create, run.clone(), items::run_from_item)
+            .await
+    }
+
+    async fn get_run(&self, key: &RunKey) -> Result<Option<Run>, StoreError> {
+        let item = self.get_ledger_item("get_run", items::job_pk(&key.job_id), items::run_sk(key.window_lo)).await?;
+        item.as_ref().map(items::run_from_item).transpose()
+    }
+
+    async fn update_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
+        let mut next = run.clone();
+        next.version = run.version.next();
+        let item = items::run_item(&next);
+        self.put_conditionally("update_run", item, Condition::Version(run.version.0), next, items::run_from_item).await
+    }
+
+    async fn active_runs(&self) -> Result<Vec<Run>, StoreError> {
+        let items = self
+            .query_all(
+                "active_runs",
+                || {
+                    self.client
+                        .query()
+                        .table_name(&self.tables.ledger)
+                        .index_name("active")
+                        .key_condition_expression("active_shard = :shard")
+                        .expression_attribute_values(":shard", s(items::ACTIVE_SHARD))
+                },
+                usize::MAX,
+            )
+            .await?;
+        collect(&items, items::run_from_item)
+    }
+
+    async fn runs_of_job(&self, id: &JobId, from: UnixTime, limit: usize) -> Result<Vec<Run>, StoreError> {
+        let items = self
+            .query_all(
+                "runs_of_job",
+                || {
+                    self.client
+                        .query()
+                        .table_name(&self.tables.ledger)
+                        .consistent_read(true)
+                        .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                        .expression_attribute_values(":pk", s(items::job_pk(id)))
+                        .expression_attribute_values(":from", s(items::run_sk(from)))
+                        .expression_attribute_values(":to", s("RUN#~"))
+                },
+                limit,
+            )
+            .await?;
+        collect(&items, items::run_from_item)
+    }
+
+    async fn create_cluster(&self, cluster: &Cluster) -> Result<Cluster, WriteError<Cluster>> {
+        let item = items::cluster_item(cluster);
+        self.put_conditionally("create_cluster", item, Condition::Create, cluster.clone(), items::cluster_from_item)
+            .await
+    }
+
+    async fn update_cluster(&self, cluster: &Cluster) -> Result<Cluster, WriteError<Cluster>> {
+        let mut next = cluster.clone();
+        next.version = cluster.version.next();
+        let item = items::cluster_item(&next);
+        self.put_conditionally(
+            "update_cluster",
+            item,
+            Condition::Version(cluster.version.0),
+            next,
+            items::cluster_from_item,
+        )
+        .await
+    }
+
+    async fn get_cluster(&self, key: &ClusterKey) -> Result<Option<Cluster>, StoreError> {
+        let item = self.get_ledger_item("get_cluster", items::CLUSTER_PK.into(), key.as_str().into()).await?;
+        item.as_ref().map(items::cluster_from_item).transpose()
+    }
+
+    async fn get_attempt_result(&self, run: &RunKey, attempt: Attempt) -> Result<Option<AttemptResult>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.results)
+            .key("run_key", s(run.to_string()))
+            .key("attempt", n(attempt.0))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get_attempt_result", e))?;
+        out.item.as_ref().map(items::result_from_item).transpose()
+    }
+
+    async fn put_attempt_result(&self, result: &AttemptResult) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.results)
+            .set_item(Some(items::result_item(result)))
+            .send()
+            .await
+            .map_err(|e| classify("put_attempt_result", e))?;
+        Ok(())
+    }
+
+    async fn list_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
+        let items = self
+            .query_all(
+                "list_clusters",
+                || {
+                    self.client
+                        .query()
+                        .table_name(&self.tables.ledger)
+                        .consistent_read(true)
+                        .key_condition_expression("pk = :pk")
+                        .expression_attribute_values(":pk", s(items::CLUSTER_PK))
+                },
+                usize::MAX,
+            )
+            .await?;
+        collect(&items, items::cluster_from_item)
+    }
+}

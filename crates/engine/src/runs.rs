@@ -1,0 +1,403 @@
+//! Following runs: what to do with a run given what Livy and the run's result say, where to place
+//! pending runs, and how far a job's watermark may move.
+
+use norris_model::{
+    AttemptOutcome, AttemptResult, BatchHandle, BatchObservation, BatchPhase, BatchSubmission, Cluster, ClusterKey,
+    ClusterState, JobDefinition, JobState, RetryPolicy, Run, RunStatus, SizeClass, UnixTime,
+};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// The next step for a placed run (submitting or running).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStep {
+    /// Nothing to do yet (starting or running).
+    Wait,
+    /// Submit (again): the submission was recorded but Livy does not know the batch. Safe to
+    /// repeat: the batch name is unique per attempt, so Livy refuses a second one.
+    Submit,
+    /// The batch is known: record it.
+    MarkRunning(BatchHandle),
+    /// The current attempt succeeded: publish its output (fenced by the run's version).
+    Publish {
+        /// Where the output is.
+        prefix: String,
+        /// Rows written.
+        rows: u64,
+    },
+    /// The attempt failed: supersede it with a new attempt after a backoff.
+    Retry {
+        /// Why the attempt failed.
+        reason: String,
+        /// Earliest placement of the next attempt.
+        not_before: UnixTime,
+    },
+    /// Every attempt failed: give the run up (the watermark stops before it; an alarm fires).
+    GiveUp {
+        /// The last failure.
+        reason: String,
+    },
+    /// A breaking schema change: fail the run and quarantine the job.
+    Quarantine {
+        /// What changed.
+        reason: String,
+    },
+}
+
+/// The batch name of a run attempt: unique per attempt, readable in the Livy UI.
+pub fn batch_name(run: &Run) -> String {
+    format!("norris-{}-{}-a{}", run.job_id, run.window.lo.0, run.attempt)
+}
+
+/// Backoff before attempt `failed_attempt + 1`: base × 2^(failed_attempt − 1), capped.
+pub fn backoff_secs(policy: &RetryPolicy, failed_attempt: u32) -> i64 {
+    let exp = failed_attempt.saturating_sub(1).min(30);
+    policy.backoff_base_secs.saturating_mul(1_i64 << exp).min(policy.backoff_max_secs)
+}
+
+fn retry_or_give_up(now: UnixTime, run: &Run, policy: &RetryPolicy, reason: String) -> RunStep {
+    if run.attempt.0 >= policy.max_attempts {
+        RunStep::GiveUp { reason: format!("attempt {} of {}: {reason}", run.attempt, policy.max_attempts) }
+    } else {
+        RunStep::Retry { reason, not_before: now.plus_secs(backoff_secs(policy, run.attempt.0)) }
+    }
+}
+
+/// Decides the next step of a submitting or running run from Livy's view of its batch (found by
+/// name; `None` when Livy does not know it) and the attempt's result (`None` if none was written).
+/// The result is the truth when present: Livy may have forgotten a finished batch.
+pub fn follow_run(
+    now: UnixTime,
+    run: &Run,
+    policy: &RetryPolicy,
+    batch: Option<&BatchObservation>,
+    result: Option<&AttemptResult>,
+) -> RunStep {
+    if let Some(result) = result.filter(|r| r.attempt == run.attempt) {
+        return match result.outcome {
+            AttemptOutcome::Succeeded => {
+                RunStep::Publish { prefix: result.output_prefix.clone(), rows: result.rows_written }
+            }
+            AttemptOutcome::Quarantined => RunStep::Quarantine {
+                reason: if result.schema_change.is_empty() {
+                    result.message.clone()
+                } else {
+                    result.schema_change.clone()
+                },
+            },
+            AttemptOutcome::Failed => {
+                let failed: Vec<&str> = result.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
+                let reason = if failed.is_empty() {
+                    result.message.clone()
+                } else {
+                    format!("{} (failed checks: {})", result.message, failed.join(", "))
+                };
+                retry_or_give_up(now, run, policy, reason)
+            }
+        };
+    }
+    match (&run.status, batch) {
+        (RunStatus::Submitting { .. }, None) => RunStep::Submit,
+        (RunStatus::Running { .. }, None) => retry_or_give_up(
+            now,
+            run,
+            policy,
+            "the batch vanished from Livy without a result (Livy restarted or the cluster was lost)".into(),
+        ),
+        (_, Some(b)) if b.phase.is_final() => {
+            let last = b.log_tail.iter().rev().find(|l| !l.trim().is_empty()).cloned().unwrap_or_default();
+            let how = match b.phase {
+                BatchPhase::Succeeded => "the batch succeeded without writing a result",
+                BatchPhase::Killed => "the batch was killed",
+                _ => "the batch died",
+            };
+            retry_or_give_up(now, run, policy, if last.is_empty() { how.into() } else { format!("{how}: {last}") })
+        }
+        (RunStatus::Submitting { .. }, Some(b)) => {
+            RunStep::MarkRunning(BatchHandle { livy_batch_id: b.id, batch_name: batch_name(run) })
+        }
+        (RunStatus::Running { batch: handle, .. }, Some(b)) if handle.livy_batch_id != b.id => {
+            // Same name, new id (Livy restarted with recovery, or ids were reused): follow the name.
+            RunStep::MarkRunning(BatchHandle { livy_batch_id: b.id, batch_name: batch_name(run) })
+        }
+        _ => RunStep::Wait,
+    }
+}
+
+/// Where each pending run goes: the least-loaded ready cluster of the job's size class with a free
+/// batch slot (`capacity` per cluster). Runs are placed oldest window first; what does not fit
+/// waits for the next tick.
+pub fn place_runs<'a>(
+    pending: &[(&'a Run, &SizeClass)],
+    clusters: &[Cluster],
+    running_per_cluster: &BTreeMap<ClusterKey, u32>,
+    capacity: impl Fn(&SizeClass) -> u32,
+) -> Vec<(&'a Run, ClusterKey)> {
+    let mut load: BTreeMap<ClusterKey, u32> = clusters
+        .iter()
+        .filter(|c| c.state == ClusterState::Ready && c.livy_endpoint.is_some())
+        .map(|c| (c.key.clone(), running_per_cluster.get(&c.key).copied().unwrap_or(0)))
+        .collect();
+    let mut order: Vec<&(&Run, &SizeClass)> = pending.iter().collect();
+    order.sort_by_key(|(r, _)| (r.window.lo, r.job_id.clone()));
+    let mut placed = Vec::new();
+    for (run, size_class) in order {
+        let best = clusters
+            .iter()
+            .filter(|c| &c.size_class == *size_class)
+            .filter_map(|c| load.get(&c.key).map(|l| (c, *l)))
+            .filter(|(_, l)| *l < capacity(size_class))
+            .min_by_key(|(c, l)| (*l, c.key.clone()));
+        if let Some((cluster, _)) = best {
+            *load.entry(cluster.key.clone()).or_default() += 1;
+            placed.push((*run, cluster.key.clone()));
+        }
+    }
+    placed
+}
+
+/// How far the watermark moves: over the contiguous published runs starting at it (`runs` in
+/// window order, from the watermark on). Returns `None` when it does not move.
+pub fn advance_watermark(state: &JobState, runs: &[Run]) -> Option<UnixTime> {
+    let mut watermark = state.watermark;
+    for run in runs {
+        if run.window.lo != watermark || !matches!(run.status, RunStatus::Published { .. }) {
+            break;
+        }
+        watermark = run.window.hi;
+    }
+    (watermark > state.watermark).then_some(watermark)
+}
+
+/// The attempt's output prefix: unique per window and attempt, so a superseded attempt's files
+/// never mix with the current one's.
+pub fn output_prefix(lake_uri: &str, run: &Run) -> String {
+    format!("{}/data/window_lo={}/attempt={}", lake_uri.trim_end_matches('/'), run.window.lo.0, run.attempt)
+}
+
+/// The Livy submission of a run attempt: the job's Livy spec plus norris's name, YARN tag and the
+/// run spec argument (see `livy-jobs/README.md`).
+pub fn batch_submission(
+    def: &JobDefinition,
+    state: &JobState,
+    run: &Run,
+    results_table: &str,
+) -> Option<BatchSubmission> {
+    let e = def.extraction()?;
+    let accepted_schema = state
+        .accepted_schema
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let spec = json!({
+        "run_key": run.key().to_string(),
+        "job_id": run.job_id.as_str(),
+        "window": {"lo": run.window.lo.0, "hi": run.window.hi.0},
+        "attempt": run.attempt.0,
+        "source": {
+            "jdbc_url": e.source.jdbc_url,
+            "secret_arn": e.source.secret_arn,
+            "table": e.source.table,
+            "watermark_column": e.source.watermark_column,
+            "primary_key": e.source.primary_key,
+            "soft_delete_column": e.source.soft_delete_column,
+            "lookback_secs": e.lookback_secs,
+        },
+        "output_prefix": output_prefix(&e.lake_uri, run),
+        "transform": if e.transform.is_null() { json!({}) } else { e.transform.clone() },
+        "accepted_schema": accepted_schema,
+        "results_table": results_table,
+    });
+    let mut conf = def.livy.conf.clone();
+    conf.retain(|(k, _)| k != "spark.yarn.tags");
+    conf.push(("spark.yarn.tags".into(), format!("norris-run-{}-{}-a{}", run.job_id, run.window.lo.0, run.attempt)));
+    let mut args = vec!["--spec".to_string(), spec.to_string()];
+    args.extend(def.livy.args.iter().cloned());
+    Some(BatchSubmission {
+        name: batch_name(run),
+        file: def.livy.file.clone(),
+        args,
+        conf,
+        jars: def.livy.jars.clone(),
+        py_files: def.livy.py_files.clone(),
+        driver_memory: def.livy.driver_memory.clone(),
+        executor_memory: def.livy.executor_memory.clone(),
+        executor_cores: def.livy.executor_cores,
+        num_executors: def.livy.num_executors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use norris_model::{Attempt, Check, JobId, Version, Window};
+
+    const NOW: UnixTime = UnixTime(1_795_306_000);
+
+    fn run(status: RunStatus, attempt: u32) -> Run {
+        let mut r = Run::new(JobId::new("orders"), Window { lo: UnixTime(1000), hi: UnixTime(1300) }, UnixTime(900));
+        r.status = status;
+        r.attempt = Attempt(attempt);
+        r
+    }
+
+    fn running(id: i64) -> RunStatus {
+        RunStatus::Running {
+            cluster: ClusterKey::new("c1"),
+            batch: BatchHandle { livy_batch_id: id, batch_name: "norris-orders-1000-a1".into() },
+            since: UnixTime(950),
+        }
+    }
+
+    fn obs(id: i64, phase: BatchPhase) -> BatchObservation {
+        BatchObservation { id, name: Some("norris-orders-1000-a1".into()), phase, log_tail: vec!["boom".into()] }
+    }
+
+    fn result(attempt: u32, outcome: AttemptOutcome) -> AttemptResult {
+        AttemptResult {
+            run_key: "orders@1000".into(),
+            attempt: Attempt(attempt),
+            outcome,
+            rows_read: 5,
+            rows_written: 5,
+            checks: vec![Check {
+                name: "primary key unique".into(),
+                passed: outcome != AttemptOutcome::Failed,
+                detail: String::new(),
+            }],
+            schema_json: "[]".into(),
+            schema_verdict: "unchanged".into(),
+            schema_change: String::new(),
+            output_prefix: "file:///lake/data/window_lo=1000/attempt=1".into(),
+            message: "m".into(),
+            finished_at: UnixTime(1200),
+        }
+    }
+
+    #[test]
+    fn a_succeeded_result_of_the_current_attempt_publishes_even_if_livy_forgot_the_batch() {
+        let r = run(running(3), 1);
+        let step = follow_run(NOW, &r, &RetryPolicy::default(), None, Some(&result(1, AttemptOutcome::Succeeded)));
+        assert_eq!(step, RunStep::Publish { prefix: "file:///lake/data/window_lo=1000/attempt=1".into(), rows: 5 });
+    }
+
+    #[test]
+    fn a_result_of_another_attempt_is_ignored() {
+        let r = run(running(3), 2);
+        let step = follow_run(
+            NOW,
+            &r,
+            &RetryPolicy::default(),
+            Some(&obs(3, BatchPhase::Running)),
+            Some(&result(1, AttemptOutcome::Succeeded)),
+        );
+        assert_eq!(step, RunStep::Wait);
+    }
+
+    #[test]
+    fn failures_retry_with_exponential_backoff_then_give_up() {
+        let policy = RetryPolicy { max_attempts: 3, backoff_base_secs: 60, backoff_max_secs: 100 };
+        let step = follow_run(NOW, &run(running(3), 1), &policy, Some(&obs(3, BatchPhase::Failed)), None);
+        assert!(
+            matches!(step, RunStep::Retry { ref reason, not_before } if reason.contains("boom") && not_before == NOW.plus_secs(60))
+        );
+        let step = follow_run(NOW, &run(running(3), 2), &policy, None, Some(&result(2, AttemptOutcome::Failed)));
+        assert!(
+            matches!(step, RunStep::Retry { ref reason, not_before } if reason.contains("primary key unique") && not_before == NOW.plus_secs(100))
+        );
+        let step = follow_run(NOW, &run(running(3), 3), &policy, Some(&obs(3, BatchPhase::Killed)), None);
+        assert!(matches!(step, RunStep::GiveUp { ref reason } if reason.contains("attempt 3 of 3")));
+    }
+
+    #[test]
+    fn a_submission_livy_does_not_know_is_submitted_again_and_a_known_one_is_adopted() {
+        let submitting = run(RunStatus::Submitting { cluster: ClusterKey::new("c1"), since: UnixTime(950) }, 1);
+        assert_eq!(follow_run(NOW, &submitting, &RetryPolicy::default(), None, None), RunStep::Submit);
+        assert_eq!(
+            follow_run(NOW, &submitting, &RetryPolicy::default(), Some(&obs(7, BatchPhase::Starting)), None),
+            RunStep::MarkRunning(BatchHandle { livy_batch_id: 7, batch_name: "norris-orders-1000-a1".into() })
+        );
+    }
+
+    #[test]
+    fn a_running_batch_that_vanished_without_a_result_is_retried() {
+        let step = follow_run(NOW, &run(running(3), 1), &RetryPolicy::default(), None, None);
+        assert!(matches!(step, RunStep::Retry { ref reason, .. } if reason.contains("vanished")));
+    }
+
+    #[test]
+    fn quarantine_carries_the_schema_change() {
+        let mut q = result(1, AttemptOutcome::Quarantined);
+        q.schema_change = "column price changed type from int to string".into();
+        let step = follow_run(NOW, &run(running(3), 1), &RetryPolicy::default(), None, Some(&q));
+        assert_eq!(step, RunStep::Quarantine { reason: "column price changed type from int to string".into() });
+    }
+
+    fn cluster(key: &str, size: &str, state: ClusterState) -> Cluster {
+        Cluster {
+            key: ClusterKey::new(key),
+            size_class: SizeClass::new(size),
+            generation: 1,
+            emr_cluster_id: None,
+            livy_endpoint: Some("http://127.0.0.1:1".into()),
+            state,
+            created_at: UnixTime(0),
+            ready_at: Some(UnixTime(0)),
+            rotate_after: UnixTime(99_999),
+            version: Version::INITIAL,
+        }
+    }
+
+    #[test]
+    fn placement_fills_the_least_loaded_ready_cluster_of_the_size_class_up_to_capacity() {
+        let clusters = vec![
+            cluster("a", "small", ClusterState::Ready),
+            cluster("b", "small", ClusterState::Ready),
+            cluster("c", "small", ClusterState::Draining { deadline: UnixTime(5) }),
+            cluster("d", "large", ClusterState::Ready),
+        ];
+        let runs: Vec<Run> = (0..5)
+            .map(|i| {
+                Run::new(JobId::new(format!("j{i}")), Window { lo: UnixTime(i), hi: UnixTime(i + 1) }, UnixTime(0))
+            })
+            .collect();
+        let small = SizeClass::new("small");
+        let pending: Vec<(&Run, &SizeClass)> = runs.iter().map(|r| (r, &small)).collect();
+        let load = BTreeMap::from([(ClusterKey::new("a"), 1)]);
+        let placed = place_runs(&pending, &clusters, &load, |_| 2);
+        let targets: Vec<&str> = placed.iter().map(|(_, c)| c.as_str()).collect();
+        assert_eq!(targets, vec!["b", "a", "b"], "a has 1 running; capacity 2 each; never c or d");
+    }
+
+    #[test]
+    fn the_watermark_moves_over_contiguous_published_runs_only() {
+        let mut state = crate::definitions::tests_support::state_at(UnixTime(1000));
+        let published = |lo: i64| {
+            let mut r =
+                Run::new(JobId::new("orders"), Window { lo: UnixTime(lo), hi: UnixTime(lo + 300) }, UnixTime(0));
+            r.status = RunStatus::Published { prefix: "p".into(), rows: 1, at: UnixTime(0) };
+            r
+        };
+        let pending = Run::new(JobId::new("orders"), Window { lo: UnixTime(1600), hi: UnixTime(1900) }, UnixTime(0));
+        let runs = vec![published(1000), published(1300), pending, published(1900)];
+        assert_eq!(advance_watermark(&state, &runs), Some(UnixTime(1600)), "stops at the gap");
+        state.watermark = UnixTime(1600);
+        assert_eq!(advance_watermark(&state, &runs[2..]), None);
+    }
+
+    #[test]
+    fn submissions_carry_name_tag_and_the_run_spec() {
+        let def = crate::definitions::tests_support::def(true);
+        let state = crate::definitions::tests_support::state_at(UnixTime(1000));
+        let r = run(RunStatus::Pending { not_before: UnixTime(0) }, 2);
+        let sub = batch_submission(&def, &state, &r, "norris-results").expect("extraction");
+        assert_eq!(sub.name, "norris-orders-1000-a2");
+        assert!(sub.conf.contains(&("spark.yarn.tags".into(), "norris-run-orders-1000-a2".into())));
+        assert_eq!(sub.args[0], "--spec");
+        let spec: serde_json::Value = serde_json::from_str(&sub.args[1]).expect("json");
+        assert_eq!(spec["attempt"], 2);
+        assert_eq!(spec["output_prefix"], "s3://lake/orders/data/window_lo=1000/attempt=2");
+        assert_eq!(spec["results_table"], "norris-results");
+        assert!(!sub.args[1].contains("password"));
+    }
+}

@@ -1,0 +1,309 @@
+//! The behaviour every [`StateStore`] must show, as one suite run against each implementation
+//! (the in-memory model in this crate's tests, DynamoDB on the moto server in `norris-dynamo`'s).
+//! Keys are prefixed with a namespace so several runs can share one set of tables.
+//!
+//! This is test code compiled into the library (feature `conformance`): it panics on a failure.
+
+use crate::store::{Annotation, StateStore, WriteError};
+use norris_model::{
+    Attempt, AttemptOutcome, AttemptResult, BatchHandle, Check, Cluster, ClusterKey, ClusterState, JobDefinition,
+    JobId, JobState, Run, RunStatus, SizeClass, UnixTime, Validity, Version, Window,
+};
+use serde_json::{json, Value};
+
+const T0: UnixTime = UnixTime(1_795_305_600);
+
+/// Runs every check against `store`, with keys under `ns` (letters, digits, `-`).
+pub async fn run_all<S: StateStore>(store: &S, ns: &str) {
+    racing_writers_on_a_run_one_wins_and_the_loser_sees_the_winner(store, ns).await;
+    creating_the_same_window_twice_leaves_one_item(store, ns).await;
+    a_stale_version_update_is_rejected(store, ns).await;
+    malformed_job_definitions_read_back_as_errors_naming_the_field(store, ns).await;
+    job_states_are_created_once_and_found_by_due_time(store, ns).await;
+    active_runs_are_exactly_the_unfinished_ones(store, ns).await;
+    runs_of_a_job_come_in_window_order_from_a_start(store, ns).await;
+    clusters_are_created_once_and_updated_by_version(store, ns).await;
+    annotations_do_not_change_what_a_definition_means(store, ns).await;
+    a_periodic_task_is_claimed_by_one_caller_until_it_expires(store, ns).await;
+    attempt_results_round_trip_per_attempt(store, ns).await;
+}
+
+/// A job document that passes validation.
+pub fn job_document(id: &str) -> Value {
+    json!({
+        "job_id": id,
+        "kind": "batch_extraction",
+        "enabled": true,
+        "size_class": "small",
+        "interval_secs": 300,
+        "lag_secs": 60,
+        "start_at": "2026-11-22T00:00:00Z",
+        "source": {
+            "jdbc_url": "jdbc:mysql://127.0.0.1:3306/shop",
+            "secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:norris/shop-AbCdEf",
+            "table": "orders",
+            "watermark_column": "updated_at",
+            "primary_key": ["id"]
+        },
+        "lake_uri": "s3://lake/shop/orders",
+        "livy": {"file": "s3://code/extract.py", "conf": {"spark.sql.shuffle.partitions": "4"}}
+    })
+}
+
+fn job_id(ns: &str, name: &str) -> JobId {
+    JobId::new(format!("{ns}-{name}"))
+}
+
+fn window(i: i64) -> Window {
+    Window { lo: T0.plus_secs(300 * i), hi: T0.plus_secs(300 * (i + 1)) }
+}
+
+fn running_on(run: &Run, cluster: &str, batch_id: i64) -> Run {
+    let mut next = run.clone();
+    next.status = RunStatus::Running {
+        cluster: ClusterKey::new(cluster),
+        batch: BatchHandle { livy_batch_id: batch_id, batch_name: format!("norris-{}-a{}", run.key(), run.attempt) },
+        since: T0.plus_secs(10),
+    };
+    next.updated_at = T0.plus_secs(10);
+    next
+}
+
+async fn racing_writers_on_a_run_one_wins_and_the_loser_sees_the_winner<S: StateStore>(store: &S, ns: &str) {
+    let run = store.create_run(&Run::new(job_id(ns, "race"), window(0), T0)).await.expect("create");
+    let a = running_on(&run, "cluster-a", 1);
+    let b = running_on(&run, "cluster-b", 2);
+    let (ra, rb) = tokio::join!(store.update_run(&a), store.update_run(&b));
+    let (winner, loser_err) = match (ra, rb) {
+        (Ok(w), Err(e)) | (Err(e), Ok(w)) => (w, e),
+        (ra, rb) => panic!("exactly one writer must win, got {ra:?} and {rb:?}"),
+    };
+    assert_eq!(winner.version, run.version.next());
+    match loser_err {
+        WriteError::Conflict { current: Some(current) } => {
+            assert_eq!(*current, winner, "the loser sees the winner's state")
+        }
+        other => panic!("the loser must see a conflict carrying the current item, got {other:?}"),
+    }
+    let stored = store.get_run(&run.key()).await.expect("get").expect("exists");
+    assert_eq!(stored, winner);
+}
+
+async fn creating_the_same_window_twice_leaves_one_item<S: StateStore>(store: &S, ns: &str) {
+    let job = job_id(ns, "twice");
+    let first = Run::new(job.clone(), window(3), T0);
+    store.create_run(&first).await.expect("first create");
+    let mut second = Run::new(job.clone(), window(3), T0.plus_secs(5));
+    second.attempt = Attempt(7);
+    match store.create_run(&second).await {
+        Err(WriteError::Conflict { current: Some(current) }) => assert_eq!(*current, first),
+        other => panic!("a second create of the same window must conflict, got {other:?}"),
+    }
+    let runs = store.runs_of_job(&job, UnixTime(0), 100).await.expect("runs");
+    assert_eq!(runs, vec![first], "one item for the window");
+}
+
+async fn a_stale_version_update_is_rejected<S: StateStore>(store: &S, ns: &str) {
+    let run = store.create_run(&Run::new(job_id(ns, "stale"), window(0), T0)).await.expect("create");
+    let updated = store.update_run(&running_on(&run, "c1", 4)).await.expect("first update");
+    let mut stale = run.clone();
+    stale.status = RunStatus::Failed { reason: "late writer".into(), at: T0.plus_secs(99) };
+    match store.update_run(&stale).await {
+        Err(WriteError::Conflict { current: Some(current) }) => assert_eq!(*current, updated),
+        other => panic!("a write based on a stale version must conflict, got {other:?}"),
+    }
+    let mut missing = Run::new(job_id(ns, "never-created"), window(0), T0);
+    missing.version = Version(3);
+    assert!(matches!(store.update_run(&missing).await, Err(WriteError::Conflict { current: None })));
+}
+
+async fn malformed_job_definitions_read_back_as_errors_naming_the_field<S: StateStore>(store: &S, ns: &str) {
+    let good = format!("{ns}-good");
+    let bad = format!("{ns}-bad");
+    store.put_job_document(&job_document(&good)).await.expect("put good");
+    let mut doc = job_document(&bad);
+    doc["interval_secs"] = json!("five minutes");
+    doc["source"]["primary_key"] = json!([]);
+    store.put_job_document(&doc).await.expect("put bad");
+
+    let ids = [JobId::new(&good), JobId::new(&bad), JobId::new(format!("{ns}-absent"))];
+    let records = store.get_job_definitions(&ids).await.expect("get");
+    assert_eq!(records.len(), 2, "absent definitions are left out");
+    let good_rec = records.iter().find(|r| r.key == good).expect("good read");
+    let def: &JobDefinition = good_rec.parsed.as_ref().expect("good definition parses");
+    assert_eq!(def.id.as_str(), good);
+    let bad_rec = records.iter().find(|r| r.key == bad).expect("bad read");
+    let err = bad_rec.parsed.as_ref().expect_err("bad definition is an error");
+    let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+    assert!(paths.contains(&"interval_secs"), "{paths:?}");
+    assert!(paths.contains(&"source.primary_key"), "{paths:?}");
+
+    let scanned = store.scan_job_definitions().await.expect("scan");
+    let mine: Vec<_> = scanned.iter().filter(|r| r.key.starts_with(&format!("{ns}-"))).collect();
+    assert_eq!(mine.len(), 2, "the scan reads both, the bad one as an error");
+    assert_eq!(mine.iter().filter(|r| r.parsed.is_err()).count(), 1);
+}
+
+fn state(id: JobId, due_at: Option<UnixTime>) -> JobState {
+    JobState {
+        job_id: id,
+        definition_hash: "abc".into(),
+        validity: Validity::Valid,
+        watermark: T0,
+        next_window_lo: T0,
+        due_at,
+        accepted_schema: None,
+        version: Version::INITIAL,
+    }
+}
+
+async fn job_states_are_created_once_and_found_by_due_time<S: StateStore>(store: &S, ns: &str) {
+    // Due times far in the past, so other suites' states (at T0) sort after ours.
+    let early = UnixTime(1_000_000 + i64::from(ns.len() as u32));
+    let s1 = store.create_job_state(&state(job_id(ns, "due-1"), Some(early))).await.expect("create 1");
+    store.create_job_state(&state(job_id(ns, "due-2"), Some(early.plus_secs(60)))).await.expect("create 2");
+    store.create_job_state(&state(job_id(ns, "later"), Some(early.plus_secs(10_000)))).await.expect("create 3");
+    let mut invalid = state(job_id(ns, "invalid"), None);
+    invalid.validity = Validity::Invalid {
+        problems: vec![norris_model::FieldProblem { path: "interval_secs".into(), reason: "must be a number".into() }],
+    };
+    let invalid = store.create_job_state(&invalid).await.expect("create invalid");
+    assert_eq!(store.get_job_state(&invalid.job_id).await.expect("get"), Some(invalid.clone()), "states round-trip");
+    assert!(matches!(
+        store.create_job_state(&state(job_id(ns, "due-1"), None)).await,
+        Err(WriteError::Conflict { current: Some(c) }) if *c == s1
+    ));
+
+    let due = store.due_jobs(early.plus_secs(120), 1000).await.expect("due");
+    let mine: Vec<&str> =
+        due.iter().map(|s| s.job_id.as_str()).filter(|id| id.starts_with(&format!("{ns}-"))).collect();
+    assert_eq!(mine, vec![format!("{ns}-due-1"), format!("{ns}-due-2")], "only due, earliest first");
+    assert!(due.windows(2).all(|w| w[0].due_at <= w[1].due_at));
+
+    let mut moved = s1.clone();
+    moved.due_at = Some(early.plus_secs(5_000));
+    moved.watermark = T0.plus_secs(300);
+    let moved = store.update_job_state(&moved).await.expect("update");
+    assert_eq!(moved.version, Version(2));
+    assert!(matches!(store.update_job_state(&s1).await, Err(WriteError::Conflict { .. })));
+    let due = store.due_jobs(early.plus_secs(120), 1000).await.expect("due");
+    assert!(!due.iter().any(|s| s.job_id == s1.job_id), "a job moved later leaves the due set");
+}
+
+async fn active_runs_are_exactly_the_unfinished_ones<S: StateStore>(store: &S, ns: &str) {
+    let job = job_id(ns, "active");
+    let pending = store.create_run(&Run::new(job.clone(), window(0), T0)).await.expect("c0");
+    let r1 = store.create_run(&Run::new(job.clone(), window(1), T0)).await.expect("c1");
+    let running = store.update_run(&running_on(&r1, "c9", 11)).await.expect("run");
+    let r2 = store.create_run(&Run::new(job.clone(), window(2), T0)).await.expect("c2");
+    let mut published = r2.clone();
+    published.status = RunStatus::Published { prefix: "s3://lake/x/attempt=1".into(), rows: 42, at: T0.plus_secs(50) };
+    store.update_run(&published).await.expect("publish");
+
+    let active: Vec<Run> = store.active_runs().await.expect("active").into_iter().filter(|r| r.job_id == job).collect();
+    assert_eq!(active, vec![pending, running]);
+}
+
+async fn runs_of_a_job_come_in_window_order_from_a_start<S: StateStore>(store: &S, ns: &str) {
+    let job = job_id(ns, "ordered");
+    for i in [4, 1, 3, 0, 2] {
+        store.create_run(&Run::new(job.clone(), window(i), T0)).await.expect("create");
+    }
+    store.create_run(&Run::new(job_id(ns, "ordered-other"), window(2), T0)).await.expect("other job");
+    let runs = store.runs_of_job(&job, window(1).lo, 3).await.expect("runs");
+    let los: Vec<UnixTime> = runs.iter().map(|r| r.window.lo).collect();
+    assert_eq!(los, vec![window(1).lo, window(2).lo, window(3).lo]);
+    assert!(runs.iter().all(|r| r.job_id == job));
+}
+
+async fn clusters_are_created_once_and_updated_by_version<S: StateStore>(store: &S, ns: &str) {
+    let key = ClusterKey::new(format!("{ns}-small-g1"));
+    let cluster = Cluster {
+        key: key.clone(),
+        size_class: SizeClass::new("small"),
+        generation: 1,
+        emr_cluster_id: None,
+        livy_endpoint: None,
+        state: ClusterState::Launching { requested_at: T0 },
+        created_at: T0,
+        ready_at: None,
+        rotate_after: T0.plus_secs(86_400),
+        version: Version::INITIAL,
+    };
+    store.create_cluster(&cluster).await.expect("create");
+    assert!(matches!(store.create_cluster(&cluster).await, Err(WriteError::Conflict { current: Some(_) })));
+    let mut ready = cluster.clone();
+    ready.emr_cluster_id = Some("j-ABC".into());
+    ready.livy_endpoint = Some("http://127.0.0.1:8998".into());
+    ready.state = ClusterState::Ready;
+    ready.ready_at = Some(T0.plus_secs(600));
+    let ready = store.update_cluster(&ready).await.expect("ready");
+    let mut lost = cluster.clone();
+    lost.state = ClusterState::Lost { reason: "INSTANCE_FAILURE".into(), at: T0.plus_secs(700) };
+    assert!(matches!(store.update_cluster(&lost).await, Err(WriteError::Conflict { current: Some(c) }) if *c == ready));
+    assert_eq!(store.get_cluster(&key).await.expect("get"), Some(ready.clone()));
+    let listed = store.list_clusters().await.expect("list");
+    assert!(listed.contains(&ready));
+}
+
+async fn annotations_do_not_change_what_a_definition_means<S: StateStore>(store: &S, ns: &str) {
+    let id = JobId::new(format!("{ns}-annotated"));
+    store.put_job_document(&job_document(id.as_str())).await.expect("put");
+    let before = store.get_job_definitions(std::slice::from_ref(&id)).await.expect("get").remove(0);
+    assert_eq!(before.reconciled_hash, None);
+    let annotation = Annotation {
+        status: "invalid".into(),
+        problems: vec![norris_model::FieldProblem { path: "x".into(), reason: "y".into() }],
+        hash: before.hash.clone(),
+    };
+    store.annotate_job_definition(&id, &annotation).await.expect("annotate");
+    let after = store.get_job_definitions(std::slice::from_ref(&id)).await.expect("get").remove(0);
+    assert_eq!(before.hash, after.hash, "norris_* annotations leave the hash alone");
+    assert_eq!(before.parsed, after.parsed);
+    assert_eq!(after.reconciled_hash.as_deref(), Some(before.hash.as_str()));
+    // Annotating a definition that does not exist must not create one.
+    let ghost = JobId::new(format!("{ns}-ghost"));
+    store.annotate_job_definition(&ghost, &annotation).await.expect("annotate ghost");
+    assert!(store.get_job_definitions(&[ghost]).await.expect("get").is_empty());
+}
+
+async fn a_periodic_task_is_claimed_by_one_caller_until_it_expires<S: StateStore>(store: &S, ns: &str) {
+    let task = format!("{ns}-sweep");
+    let (a, b) = tokio::join!(
+        store.claim_periodic(&task, T0, T0.plus_secs(900)),
+        store.claim_periodic(&task, T0, T0.plus_secs(900))
+    );
+    assert_eq!(
+        [a.expect("a"), b.expect("b")].iter().filter(|won| **won).count(),
+        1,
+        "one of two concurrent claims wins"
+    );
+    assert!(!store.claim_periodic(&task, T0.plus_secs(899), T0.plus_secs(1800)).await.expect("early"));
+    assert!(store.claim_periodic(&task, T0.plus_secs(900), T0.plus_secs(1800)).await.expect("due again"));
+}
+
+async fn attempt_results_round_trip_per_attempt<S: StateStore>(store: &S, ns: &str) {
+    let run = Run::new(job_id(ns, "results"), window(0), T0);
+    let result = AttemptResult {
+        run_key: run.key().to_string(),
+        attempt: Attempt(2),
+        outcome: AttemptOutcome::Quarantined,
+        rows_read: 10,
+        rows_written: 0,
+        checks: vec![Check { name: "primary key unique".into(), passed: false, detail: "2 duplicates".into() }],
+        schema_json: r#"[{"name":"id","type":"bigint","nullable":false}]"#.into(),
+        schema_verdict: "breaking".into(),
+        schema_change: "column price changed type from int to string".into(),
+        output_prefix: "file:///tmp/lake/x/attempt=2".into(),
+        message: "breaking schema change".into(),
+        finished_at: T0.plus_secs(30),
+    };
+    store.put_attempt_result(&result).await.expect("put");
+    assert_eq!(store.get_attempt_result(&run.key(), Attempt(2)).await.expect("get"), Some(result));
+    assert_eq!(store.get_attempt_result(&run.key(), Attempt(1)).await.expect("get"), None, "per attempt");
+
+    let mut with_schema = state(job_id(ns, "schema"), None);
+    with_schema.accepted_schema = Some(r#"[{"name":"id"}]"#.into());
+    store.create_job_state(&with_schema).await.expect("create");
+    assert_eq!(store.get_job_state(&with_schema.job_id).await.expect("get"), Some(with_schema));
+}

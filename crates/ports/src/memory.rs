@@ -1,0 +1,256 @@
+//! An in-memory state store with the semantics of the DynamoDB adapter: conditional creates,
+//! versioned updates that report the current item on conflict, and definition documents kept as
+//! written (so malformed ones read back as validation errors, as they do from DynamoDB).
+
+use crate::store::{Annotation, DefinitionRecord, StateStore, StoreError, WriteError};
+use norris_model::{
+    Attempt, AttemptResult, Cluster, ClusterKey, JobDefinition, JobId, JobState, PoolDefinition, Run, RunKey, UnixTime,
+};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Debug, Default)]
+struct Tables {
+    jobs: BTreeMap<String, Value>,
+    pools: BTreeMap<String, Value>,
+    job_states: BTreeMap<JobId, JobState>,
+    runs: BTreeMap<RunKey, Run>,
+    clusters: BTreeMap<ClusterKey, Cluster>,
+    periodic: BTreeMap<String, UnixTime>,
+    results: BTreeMap<(String, Attempt), AttemptResult>,
+}
+
+/// The in-memory store. Cheap to create; one per test or simulated world.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        // A panic while holding the lock leaves whole items only (every write is one insert).
+        self.tables.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every run of every job, for invariant checks in tests and the simulator.
+    pub fn all_runs(&self) -> Vec<Run> {
+        self.lock().runs.values().cloned().collect()
+    }
+
+    /// Every job state, for invariant checks.
+    pub fn all_job_states(&self) -> Vec<JobState> {
+        self.lock().job_states.values().cloned().collect()
+    }
+}
+
+fn key_of(document: &Value, field: &str, operation: &'static str) -> Result<String, StoreError> {
+    match document.get(field) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(StoreError::Rejected {
+            operation,
+            message: format!("the document has no string {field} (the table key)"),
+        }),
+    }
+}
+
+fn create<K: Ord + Clone, T: Clone>(map: &mut BTreeMap<K, T>, key: K, item: &T) -> Result<T, WriteError<T>> {
+    if let Some(current) = map.get(&key) {
+        return Err(WriteError::Conflict { current: Some(Box::new(current.clone())) });
+    }
+    map.insert(key, item.clone());
+    Ok(item.clone())
+}
+
+fn update<K: Ord + Clone, T: Clone>(
+    map: &mut BTreeMap<K, T>,
+    key: K,
+    item: &T,
+    version_of: impl Fn(&T) -> norris_model::Version,
+    bump: impl FnOnce(&mut T),
+) -> Result<T, WriteError<T>> {
+    match map.get(&key) {
+        Some(current) if version_of(current) == version_of(item) => {
+            let mut next = item.clone();
+            bump(&mut next);
+            map.insert(key, next.clone());
+            Ok(next)
+        }
+        current => Err(WriteError::Conflict { current: current.cloned().map(Box::new) }),
+    }
+}
+
+/// Gives other tasks a turn before each operation, as a network round trip would: concurrent
+/// handlers over this store then really interleave, one operation at a time.
+pub(crate) async fn yield_now() {
+    struct YieldOnce(bool);
+    impl std::future::Future for YieldOnce {
+        type Output = ();
+        fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+            if self.0 {
+                return std::task::Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+    YieldOnce(false).await
+}
+
+impl StateStore for MemoryStore {
+    async fn put_job_document(&self, document: &Value) -> Result<(), StoreError> {
+        yield_now().await;
+        let key = key_of(document, "job_id", "put_job_document")?;
+        self.lock().jobs.insert(key, document.clone());
+        Ok(())
+    }
+
+    async fn get_job_definitions(&self, ids: &[JobId]) -> Result<Vec<DefinitionRecord<JobDefinition>>, StoreError> {
+        yield_now().await;
+        let t = self.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| t.jobs.get(id.as_str()).map(|doc| DefinitionRecord::job(id.as_str(), doc, Vec::new())))
+            .collect())
+    }
+
+    async fn scan_job_definitions(&self) -> Result<Vec<DefinitionRecord<JobDefinition>>, StoreError> {
+        yield_now().await;
+        let t = self.lock();
+        Ok(t.jobs.iter().map(|(k, doc)| DefinitionRecord::job(k, doc, Vec::new())).collect())
+    }
+
+    async fn annotate_job_definition(&self, id: &JobId, annotation: &Annotation) -> Result<(), StoreError> {
+        yield_now().await;
+        let mut t = self.lock();
+        if let Some(Value::Object(doc)) = t.jobs.get_mut(id.as_str()) {
+            doc.insert("norris_status".into(), json!(annotation.status));
+            doc.insert(
+                "norris_problems".into(),
+                json!(annotation.problems.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            );
+            doc.insert("norris_hash".into(), json!(annotation.hash));
+        }
+        Ok(())
+    }
+
+    async fn claim_periodic(&self, task: &str, now: UnixTime, until: UnixTime) -> Result<bool, StoreError> {
+        yield_now().await;
+        let mut t = self.lock();
+        match t.periodic.get(task) {
+            Some(held_until) if *held_until > now => Ok(false),
+            _ => {
+                t.periodic.insert(task.to_string(), until);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn put_pool_document(&self, document: &Value) -> Result<(), StoreError> {
+        yield_now().await;
+        let key = key_of(document, "size_class", "put_pool_document")?;
+        self.lock().pools.insert(key, document.clone());
+        Ok(())
+    }
+
+    async fn list_pools(&self) -> Result<Vec<DefinitionRecord<PoolDefinition>>, StoreError> {
+        yield_now().await;
+        let t = self.lock();
+        Ok(t.pools.iter().map(|(k, doc)| DefinitionRecord::pool(k, doc, Vec::new())).collect())
+    }
+
+    async fn get_job_state(&self, id: &JobId) -> Result<Option<JobState>, StoreError> {
+        yield_now().await;
+        Ok(self.lock().job_states.get(id).cloned())
+    }
+
+    async fn create_job_state(&self, state: &JobState) -> Result<JobState, WriteError<JobState>> {
+        yield_now().await;
+        create(&mut self.lock().job_states, state.job_id.clone(), state)
+    }
+
+    async fn update_job_state(&self, state: &JobState) -> Result<JobState, WriteError<JobState>> {
+        yield_now().await;
+        update(
+            &mut self.lock().job_states,
+            state.job_id.clone(),
+            state,
+            |s| s.version,
+            |s| s.version = s.version.next(),
+        )
+    }
+
+    async fn due_jobs(&self, now: UnixTime, limit: usize) -> Result<Vec<JobState>, StoreError> {
+        yield_now().await;
+        let t = self.lock();
+        let mut due: Vec<JobState> =
+            t.job_states.values().filter(|s| s.due_at.is_some_and(|d| d <= now)).cloned().collect();
+        due.sort_by(|a, b| (a.due_at, &a.job_id).cmp(&(b.due_at, &b.job_id)));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn create_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
+        yield_now().await;
+        create(&mut self.lock().runs, run.key(), run)
+    }
+
+    async fn get_run(&self, key: &RunKey) -> Result<Option<Run>, StoreError> {
+        yield_now().await;
+        Ok(self.lock().runs.get(key).cloned())
+    }
+
+    async fn update_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
+        yield_now().await;
+        update(&mut self.lock().runs, run.key(), run, |r| r.version, |r| r.version = r.version.next())
+    }
+
+    async fn active_runs(&self) -> Result<Vec<Run>, StoreError> {
+        yield_now().await;
+        Ok(self.lock().runs.values().filter(|r| r.status.is_unfinished()).cloned().collect())
+    }
+
+    async fn runs_of_job(&self, id: &JobId, from: UnixTime, limit: usize) -> Result<Vec<Run>, StoreError> {
+        yield_now().await;
+        let t = self.lock();
+        let start = RunKey { job_id: id.clone(), window_lo: from };
+        Ok(t.runs.range(start..).take_while(|(k, _)| &k.job_id == id).take(limit).map(|(_, r)| r.clone()).collect())
+    }
+
+    async fn create_cluster(&self, cluster: &Cluster) -> Result<Cluster, WriteError<Cluster>> {
+        yield_now().await;
+        create(&mut self.lock().clusters, cluster.key.clone(), cluster)
+    }
+
+    async fn update_cluster(&self, cluster: &Cluster) -> Result<Cluster, WriteError<Cluster>> {
+        yield_now().await;
+        update(&mut self.lock().clusters, cluster.key.clone(), cluster, |c| c.version, |c| c.version = c.version.next())
+    }
+
+    async fn get_cluster(&self, key: &ClusterKey) -> Result<Option<Cluster>, StoreError> {
+        yield_now().await;
+        Ok(self.lock().clusters.get(key).cloned())
+    }
+
+    async fn list_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
+        yield_now().await;
+        Ok(self.lock().clusters.values().cloned().collect())
+    }
+
+    async fn get_attempt_result(&self, run: &RunKey, attempt: Attempt) -> Result<Option<AttemptResult>, StoreError> {
+        yield_now().await;
+        Ok(self.lock().results.get(&(run.to_string(), attempt)).cloned())
+    }
+
+    async fn put_attempt_result(&self, result: &AttemptResult) -> Result<(), StoreError> {
+        yield_now().await;
+        self.lock().results.insert((result.run_key.clone(), result.attempt), result.clone());
+        Ok(())
+    }
+}
