@@ -4,13 +4,16 @@ SHELL := /bin/bash
 WORLD := bash tests/local/world.sh
 CARGO ?= cargo
 
-.PHONY: help demo demo-inner test test-all lint rust-test py-test up down clean
+.PHONY: help demo demo-inner test test-all lint rust-test py-test infra-check package deploy sim up down clean
 
 help:
 	@echo "make demo   run the main job locally (starts and stops the local world)"
 	@echo "make test   every check and test (starts and stops the local world)"
 	@echo "make up     start the local world (moto, MariaDB, PostgreSQL) and leave it running"
 	@echo "make down   stop what 'make up' started"
+	@echo "make sim     the deterministic simulator: SEEDS seeds x DAYS virtual days with faults (SEED, JOBS, CLUSTERS)"
+	@echo "make package  the four Lambda zips at target/lambda/<function>/bootstrap.zip"
+	@echo "make deploy   package, then deploy every deployment of infra/deployments.json (DEPLOYMENTS=name... for some)"
 
 demo:
 	$(WORLD) run -- $(MAKE) --no-print-directory demo-inner
@@ -25,7 +28,7 @@ test:
 	$(WORLD) run -- $(MAKE) --no-print-directory test-all
 
 # Inside the local world (its environment set by world.sh).
-test-all: lint rust-test py-test
+test-all: lint rust-test py-test infra-check
 
 PY_DIRS := livy-jobs tests/local
 
@@ -38,8 +41,26 @@ lint:
 py-test:
 	.venv/bin/pytest -q livy-jobs tests/local/livy_standin
 
+# The deployment's gates: CDK unit tests, offline synth with cdk-nag, cfn-lint, checkov.
+infra-check:
+	bash infra/check.sh
+
 rust-test:
 	$(CARGO) test --workspace --all-features --locked
+
+SEED ?= 1
+SEEDS ?= 20
+DAYS ?= 7
+JOBS ?= 10
+CLUSTERS ?= 2
+sim:
+	$(CARGO) run -q --release --locked -p norris-cli -- sim --seed $(SEED) --seeds $(SEEDS) --days $(DAYS) --jobs $(JOBS) --clusters $(CLUSTERS)
+
+package:
+	bash infra/package.sh
+
+deploy:
+	bash infra/deploy.sh $(DEPLOYMENTS)
 
 up:
 	$(WORLD) up

@@ -226,8 +226,14 @@ async fn apply_definition<S: StateStore>(
         Validity::Invalid { problems } => problems.clone(),
         _ => Vec::new(),
     };
-    let annotation = Annotation { status: status.into(), problems, hash: record.hash.clone() };
-    store.annotate_job_definition(&current.job_id, &annotation).await?;
+    // Unchanged verdicts are not rewritten: a due job is reconciled on every tick, and one write
+    // per due job per tick would be most of the scheduler's DynamoDB bill.
+    let unchanged = record.reconciled_hash.as_deref() == Some(record.hash.as_str())
+        && record.annotated_status.as_deref() == Some(status);
+    if !unchanged {
+        let annotation = Annotation { status: status.into(), problems, hash: record.hash.clone() };
+        store.annotate_job_definition(&current.job_id, &annotation).await?;
+    }
     Ok(Some(current))
 }
 

@@ -63,6 +63,9 @@ pub struct DefinitionRecord<T> {
     /// The hash norris last reconciled this document at (its `norris_hash` annotation): when it
     /// equals `hash`, the periodic sweep has nothing to do for this job.
     pub reconciled_hash: Option<String>,
+    /// The verdict norris last wrote on the item (`norris_status`): with `reconciled_hash`, it lets
+    /// a tick skip rewriting an annotation that would not change.
+    pub annotated_status: Option<String>,
     /// The definition, or why it was refused.
     pub parsed: Result<T, DefinitionError>,
 }
@@ -87,6 +90,7 @@ impl DefinitionRecord<JobDefinition> {
             key: key.to_string(),
             hash: definition_hash(document),
             reconciled_hash: reconciled_hash(document),
+            annotated_status: document.get("norris_status").and_then(Value::as_str).map(str::to_string),
             parsed: merge(key, parsed, wire_problems),
         }
     }
@@ -104,6 +108,7 @@ impl DefinitionRecord<PoolDefinition> {
             key: key.to_string(),
             hash: definition_hash(document),
             reconciled_hash: reconciled_hash(document),
+            annotated_status: document.get("norris_status").and_then(Value::as_str).map(str::to_string),
             parsed: merge(key, parsed, wire_problems),
         }
     }

@@ -1,0 +1,698 @@
+//! norris's deterministic simulator.
+//!
+//! It runs the real scheduler handler (`norris_control::scheduler_tick`, what the extraction
+//! scheduler Lambda runs) over the in-memory DynamoDB and Livy models for days of virtual time,
+//! with faults drawn from one seed: store throttling and responses lost after the write, an
+//! invocation dying between any two store operations, scheduled events dropped, delayed and
+//! delivered twice (two invocations at once, interleaved operation by operation), Livy responses
+//! lost, Livy outages and restarts that forget every batch and reset ids (while the Spark
+//! applications they started keep running, as YARN applications do), and Spark attempts failing.
+//! After every handler invocation it checks the promises (see [`invariants`]); then it heals the
+//! faults and checks that everything converges within a bound of virtual time.
+//!
+//! Single-threaded, no clock, no OS randomness: a seed replays a run exactly.
+
+mod exec;
+mod faulty;
+pub mod invariants;
+pub mod rng;
+
+use exec::{block_on, run_concurrently, Invocation};
+use faulty::{FaultyStore, StoreFaults};
+use invariants::Checker;
+use norris_control::{scheduler_tick, SchedulerConfig};
+use norris_model::{
+    Attempt, AttemptOutcome, AttemptResult, BatchPhase, Check, Cluster, ClusterKey, ClusterState, RunKey, RunStatus,
+    SizeClass, UnixTime, Version,
+};
+use norris_ports::{MemoryLivy, MemoryStore, StateStore};
+use rng::SimRng;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Virtual time zero: 2026-11-22T00:00:00Z, the jobs' `start_at`.
+pub const T0: UnixTime = UnixTime(1_795_305_600);
+const START_AT: &str = "2026-11-22T00:00:00Z";
+/// The world's resolution: Spark progress, Livy faults and operators are looked at this often.
+const STEP_SECS: i64 = 10;
+/// EventBridge's schedule for the scheduler (rate(5 minutes)).
+const TICK_EVERY_SECS: i64 = 300;
+const INTERVAL_SECS: i64 = 300;
+const LAG_SECS: i64 = 60;
+/// Livy forgets finished batches after this (its retain period).
+const LIVY_RETAIN_SECS: i64 = 3600;
+const TRACE_LINES: usize = 40;
+/// How often the operator looks at the alarms.
+const OPERATOR_LOOKS_EVERY_SECS: i64 = 300;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Every random choice derives from it.
+    pub seed: u64,
+    /// Virtual time with faults, in seconds.
+    pub fault_secs: i64,
+    /// Virtual time after the faults heal, within which every due window must be committed.
+    pub heal_secs: i64,
+    /// Batch-extraction jobs, each on a 5-minute interval.
+    pub jobs: u32,
+    /// Ready clusters of the jobs' size class, each with its own Livy server.
+    pub clusters: u32,
+    /// Batches each cluster runs at once.
+    pub max_concurrent_batches: u32,
+    /// Fault rates.
+    pub faults: Faults,
+}
+
+impl SimConfig {
+    /// `days` of faults from the default mix, then two hours to converge.
+    pub fn new(seed: u64, days: f64, jobs: u32, clusters: u32) -> Self {
+        SimConfig {
+            seed,
+            fault_secs: (days * 86_400.0) as i64,
+            heal_secs: 7200,
+            jobs,
+            clusters,
+            max_concurrent_batches: 8,
+            faults: Faults::default_mix(),
+        }
+    }
+}
+
+/// Fault rates. Probabilities are per operation, per event or per step as named.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Faults {
+    /// A store operation fails before taking effect (throttling, 5xx).
+    pub store_fail_before: f64,
+    /// A store operation takes effect and its response is lost.
+    pub store_lose_after: f64,
+    /// A handler invocation dies at a random store operation.
+    pub invocation_dies: f64,
+    /// A scheduled event is delivered twice, to two concurrent invocations.
+    pub tick_duplicated: f64,
+    /// A scheduled event never arrives.
+    pub tick_dropped: f64,
+    /// A scheduled event arrives late (up to `tick_delay_max_secs`).
+    pub tick_delayed: f64,
+    /// The most a delayed event is late.
+    pub tick_delay_max_secs: i64,
+    /// Before an invocation, a Livy server will lose its next response (after its effect).
+    pub livy_response_lost: f64,
+    /// Per hour and server: an outage (unreachable) of up to `livy_outage_max_secs`.
+    pub livy_outage_per_hour: f64,
+    /// The longest outage.
+    pub livy_outage_max_secs: i64,
+    /// Per day and server: a restart that forgets every batch and resets ids.
+    pub livy_restart_per_day: f64,
+    /// A Spark attempt fails (and reports so).
+    pub spark_fails: f64,
+    /// A Spark attempt dies without writing a result (the driver killed, the result write failed).
+    pub spark_dies_silently: f64,
+    /// An operator retries a run that exhausted its attempts this long after it failed (the alarm).
+    pub operator_retry_after_secs: i64,
+}
+
+impl Faults {
+    /// No faults at all (the liveness phase, and a baseline).
+    pub fn none() -> Self {
+        Faults {
+            store_fail_before: 0.0,
+            store_lose_after: 0.0,
+            invocation_dies: 0.0,
+            tick_duplicated: 0.0,
+            tick_dropped: 0.0,
+            tick_delayed: 0.0,
+            tick_delay_max_secs: 0,
+            livy_response_lost: 0.0,
+            livy_outage_per_hour: 0.0,
+            livy_outage_max_secs: 0,
+            livy_restart_per_day: 0.0,
+            spark_fails: 0.0,
+            spark_dies_silently: 0.0,
+            operator_retry_after_secs: 1800,
+        }
+    }
+
+    /// A harsh mix: far more faults than production sees, so a day of simulation covers years of
+    /// rare interleavings.
+    pub fn default_mix() -> Self {
+        Faults {
+            store_fail_before: 0.01,
+            store_lose_after: 0.01,
+            invocation_dies: 0.05,
+            tick_duplicated: 0.05,
+            tick_dropped: 0.02,
+            tick_delayed: 0.05,
+            tick_delay_max_secs: 240,
+            livy_response_lost: 0.05,
+            livy_outage_per_hour: 0.1,
+            livy_outage_max_secs: 900,
+            livy_restart_per_day: 2.0,
+            spark_fails: 0.03,
+            spark_dies_silently: 0.01,
+            operator_retry_after_secs: 1800,
+        }
+    }
+}
+
+/// What a simulation found.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SimReport {
+    /// The seed that replays it.
+    pub seed: u64,
+    /// Virtual seconds with faults.
+    pub fault_secs: i64,
+    /// Windows that had become due by the end of the fault phase.
+    pub windows_expected: u64,
+    /// Of those, committed by the end of the run.
+    pub windows_committed: u64,
+    /// Windows published twice (a second attempt made visible after the first).
+    pub windows_duplicated: u64,
+    /// Windows due by the end of the fault phase and still not committed at the end.
+    pub windows_lost: u64,
+    /// Every invariant violation, with the virtual time it was seen.
+    pub invariant_violations: Vec<String>,
+    /// Time from a window's end to its commit: median, 99th percentile, worst.
+    pub freshness_p50_secs: i64,
+    /// See `freshness_p50_secs`.
+    pub freshness_p99_secs: i64,
+    /// See `freshness_p50_secs`.
+    pub freshness_max_secs: i64,
+    /// Handler invocations (ticks delivered, duplicates included).
+    pub invocations: u64,
+    /// Invocations that died mid-flight.
+    pub invocations_died: u64,
+    /// State-store operations (DynamoDB requests) over all invocations.
+    pub store_operations: u64,
+    /// Batches submitted to Livy (adoptions of an existing name excluded).
+    pub batches_submitted: u64,
+    /// Spark applications that ran (zombies of forgotten batches included).
+    pub spark_applications: u64,
+    /// Runs an operator retried after they exhausted their attempts.
+    pub operator_retries: u64,
+    /// Livy restarts injected.
+    pub livy_restarts: u64,
+    /// The last events before the end or the first violation.
+    pub trace: Vec<String>,
+}
+
+impl SimReport {
+    /// Whether every promise held.
+    pub fn ok(&self) -> bool {
+        self.invariant_violations.is_empty() && self.windows_lost == 0 && self.windows_duplicated == 0
+    }
+}
+
+/// A Spark application the world runs for a batch: it lives on in YARN even when Livy forgets
+/// its batch, and writes its result when it finishes.
+#[derive(Debug, Clone)]
+struct SparkApp {
+    endpoint: String,
+    name: String,
+    run_key: RunKey,
+    attempt: Attempt,
+    output_prefix: String,
+    started: i64,
+    finishes: i64,
+    fate: AppFate,
+    done: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum AppFate {
+    Succeeds,
+    Fails,
+    DiesSilently,
+}
+
+struct World {
+    config: SimConfig,
+    rng: SimRng,
+    store: MemoryStore,
+    livy: MemoryLivy,
+    endpoints: Vec<String>,
+    /// Livy batch instances already turned into apps, by (endpoint, batch id, name).
+    seen_batches: BTreeMap<(String, i64, String), ()>,
+    /// Each server's submission count when its batches were last looked at.
+    submissions_seen: BTreeMap<String, u64>,
+    apps: Vec<SparkApp>,
+    /// The lake: what each attempt wrote, by (run key, attempt): rows.
+    lake: BTreeMap<(String, u32), u64>,
+    outage_until: BTreeMap<String, i64>,
+    next_forget: i64,
+    pending_ticks: Vec<i64>,
+    next_scheduled_tick: i64,
+    checker: Checker,
+    trace: VecDeque<String>,
+    report: SimReport,
+}
+
+/// Runs one simulation.
+pub fn simulate(config: &SimConfig) -> SimReport {
+    let mut world = World::new(config.clone());
+    world.run();
+    world.finish()
+}
+
+fn job_document(i: u32) -> Value {
+    json!({
+        "job_id": format!("sim.job{i:04}"),
+        "kind": "batch_extraction",
+        "size_class": "small",
+        "interval_secs": INTERVAL_SECS,
+        "lag_secs": LAG_SECS,
+        "start_at": START_AT,
+        "max_windows_in_flight": 4,
+        "source": {
+            "jdbc_url": "jdbc:mysql://source.internal:3306/shop",
+            "secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:norris/shop-AbCdEf",
+            "table": format!("table{i}"),
+            "watermark_column": "updated_at",
+            "primary_key": ["id"]
+        },
+        "lake_uri": format!("s3://lake/sim/job{i:04}"),
+        "livy": {"file": "s3://code/extract.py"},
+        "retry": {"max_attempts": 3, "backoff_base_secs": 30, "backoff_max_secs": 300}
+    })
+}
+
+fn pool_document(max_concurrent_batches: u32) -> Value {
+    json!({
+        "size_class": "small",
+        "emr_release": "emr-7.5.0",
+        "primary": {"instance_types": [{"instance_type": "m7g.xlarge"}], "on_demand_capacity": 1},
+        "core": {"instance_types": [{"instance_type": "m7g.xlarge"}], "on_demand_capacity": 1},
+        "max_age_secs": 86_400,
+        "min_clusters": 1,
+        "max_clusters": 4,
+        "max_concurrent_batches": max_concurrent_batches
+    })
+}
+
+/// The run spec's fields the world needs, from the batch's `--spec` argument.
+fn spec_of(args: &[String]) -> Option<(RunKey, Attempt, String)> {
+    let i = args.iter().position(|a| a == "--spec")?;
+    let spec: Value = serde_json::from_str(args.get(i + 1)?).ok()?;
+    let job_id = norris_model::JobId::new(spec["job_id"].as_str()?);
+    let lo = UnixTime(spec["window"]["lo"].as_i64()?);
+    let attempt = Attempt(u32::try_from(spec["attempt"].as_u64()?).ok()?);
+    Some((RunKey { job_id, window_lo: lo }, attempt, spec["output_prefix"].as_str()?.to_string()))
+}
+
+impl World {
+    fn new(config: SimConfig) -> Self {
+        let mut rng = SimRng::new(config.seed);
+        let store = MemoryStore::new();
+        let endpoints: Vec<String> = (0..config.clusters).map(|i| format!("http://livy-{i}:8998")).collect();
+        block_on(async {
+            store.put_pool_document(&pool_document(config.max_concurrent_batches)).await.expect("pool");
+            for i in 0..config.jobs {
+                store.put_job_document(&job_document(i)).await.expect("job");
+            }
+            for (i, endpoint) in endpoints.iter().enumerate() {
+                store
+                    .create_cluster(&Cluster {
+                        key: ClusterKey::new(format!("small-{i}")),
+                        size_class: SizeClass::new("small"),
+                        generation: 1,
+                        emr_cluster_id: Some(format!("j-SIM{i}")),
+                        livy_endpoint: Some(endpoint.clone()),
+                        state: ClusterState::Ready,
+                        created_at: T0,
+                        ready_at: Some(T0),
+                        rotate_after: T0.plus_secs(86_400 * 365),
+                        version: Version::INITIAL,
+                    })
+                    .await
+                    .expect("cluster");
+            }
+        });
+        let first_tick = rng.range(0, TICK_EVERY_SECS - 1);
+        let report = SimReport {
+            seed: config.seed,
+            fault_secs: config.fault_secs,
+            windows_expected: 0,
+            windows_committed: 0,
+            windows_duplicated: 0,
+            windows_lost: 0,
+            invariant_violations: Vec::new(),
+            freshness_p50_secs: 0,
+            freshness_p99_secs: 0,
+            freshness_max_secs: 0,
+            invocations: 0,
+            invocations_died: 0,
+            store_operations: 0,
+            batches_submitted: 0,
+            spark_applications: 0,
+            operator_retries: 0,
+            livy_restarts: 0,
+            trace: Vec::new(),
+        };
+        World {
+            rng,
+            store,
+            livy: MemoryLivy::new(),
+            endpoints,
+            seen_batches: BTreeMap::new(),
+            submissions_seen: BTreeMap::new(),
+            apps: Vec::new(),
+            lake: BTreeMap::new(),
+            outage_until: BTreeMap::new(),
+            next_forget: T0.0 + LIVY_RETAIN_SECS,
+            pending_ticks: Vec::new(),
+            next_scheduled_tick: T0.0 + first_tick,
+            checker: Checker::default(),
+            trace: VecDeque::new(),
+            report,
+            config,
+        }
+    }
+
+    fn log(&mut self, now: i64, line: String) {
+        if self.trace.len() == TRACE_LINES {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(format!("t+{}s {line}", now - T0.0));
+    }
+
+    fn faults(&self, now: i64) -> Faults {
+        if now < T0.0 + self.config.fault_secs {
+            self.config.faults
+        } else {
+            Faults { operator_retry_after_secs: self.config.faults.operator_retry_after_secs, ..Faults::none() }
+        }
+    }
+
+    fn run(&mut self) {
+        let end = T0.0 + self.config.fault_secs + self.config.heal_secs;
+        let mut now = T0.0;
+        while now <= end {
+            self.step(now);
+            if !self.report.invariant_violations.is_empty() {
+                break;
+            }
+            now += STEP_SECS;
+        }
+        self.liveness(end);
+    }
+
+    fn step(&mut self, now: i64) {
+        let faults = self.faults(now);
+        self.livy_faults(now, &faults);
+        self.spark(now, &faults);
+        // EventBridge: the schedule fires; the event may be dropped, delayed or duplicated.
+        while self.next_scheduled_tick <= now {
+            let at = self.next_scheduled_tick;
+            self.next_scheduled_tick += TICK_EVERY_SECS;
+            if self.rng.chance(faults.tick_dropped) {
+                self.log(now, "scheduled event dropped".into());
+                continue;
+            }
+            let delay =
+                if self.rng.chance(faults.tick_delayed) { self.rng.range(1, faults.tick_delay_max_secs) } else { 0 };
+            self.pending_ticks.push(at + delay);
+            if self.rng.chance(faults.tick_duplicated) {
+                self.pending_ticks.push(at + delay);
+            }
+        }
+        let due: Vec<i64> = self.pending_ticks.iter().copied().filter(|&t| t <= now).collect();
+        self.pending_ticks.retain(|&t| t > now);
+        if !due.is_empty() {
+            self.invoke_scheduler(now, due.len(), &faults);
+        }
+        self.operator(now, &faults);
+    }
+
+    fn livy_faults(&mut self, now: i64, faults: &Faults) {
+        let per_step_outage = faults.livy_outage_per_hour * STEP_SECS as f64 / 3600.0;
+        let per_step_restart = faults.livy_restart_per_day * STEP_SECS as f64 / 86_400.0;
+        for endpoint in self.endpoints.clone() {
+            if let Some(&until) = self.outage_until.get(&endpoint) {
+                if until <= now {
+                    self.outage_until.remove(&endpoint);
+                    self.livy.set_unreachable(&endpoint, false);
+                    self.log(now, format!("{endpoint} reachable again"));
+                }
+            } else if self.rng.chance(per_step_outage) {
+                let until = now + self.rng.range(STEP_SECS, faults.livy_outage_max_secs.max(STEP_SECS));
+                self.outage_until.insert(endpoint.clone(), until);
+                self.livy.set_unreachable(&endpoint, true);
+                self.log(now, format!("{endpoint} unreachable until t+{}s", until - T0.0));
+            }
+            if self.rng.chance(per_step_restart) {
+                self.livy.restart(&endpoint);
+                self.report.livy_restarts += 1;
+                self.log(now, format!("{endpoint} restarted: every batch forgotten, ids from 0"));
+            }
+        }
+        if now >= self.next_forget {
+            self.next_forget += LIVY_RETAIN_SECS;
+            for endpoint in &self.endpoints {
+                self.livy.forget_finished(endpoint);
+            }
+        }
+    }
+
+    /// Turns new Livy batches into Spark applications, and moves applications along: each
+    /// writes its files and result when it finishes, whether or not Livy still knows its batch.
+    fn spark(&mut self, now: i64, faults: &Faults) {
+        for endpoint in self.endpoints.clone() {
+            let submissions = self.livy.submissions(&endpoint);
+            if self.submissions_seen.get(&endpoint) == Some(&submissions) {
+                continue;
+            }
+            self.submissions_seen.insert(endpoint.clone(), submissions);
+            for (id, submission, phase) in self.livy.batches(&endpoint) {
+                let seen = (endpoint.clone(), id, submission.name.clone());
+                if self.seen_batches.contains_key(&seen) || phase.is_final() {
+                    continue;
+                }
+                self.seen_batches.insert(seen, ());
+                let Some((run_key, attempt, output_prefix)) = spec_of(&submission.args) else {
+                    self.violation(now, format!("batch {} has no readable run spec", submission.name));
+                    continue;
+                };
+                let roll = self.rng.unit();
+                let fate = if roll < faults.spark_fails {
+                    AppFate::Fails
+                } else if roll < faults.spark_fails + faults.spark_dies_silently {
+                    AppFate::DiesSilently
+                } else {
+                    AppFate::Succeeds
+                };
+                let duration = self.rng.range(40, 240);
+                self.report.spark_applications += 1;
+                self.apps.push(SparkApp {
+                    endpoint: endpoint.clone(),
+                    name: submission.name.clone(),
+                    run_key,
+                    attempt,
+                    output_prefix,
+                    started: now,
+                    finishes: now + duration,
+                    fate,
+                    done: false,
+                });
+            }
+        }
+        let mut finished = Vec::new();
+        for app in self.apps.iter_mut().filter(|a| !a.done) {
+            if app.finishes <= now {
+                app.done = true;
+                finished.push(app.clone());
+            } else if now - app.started >= 20 {
+                self.livy.set_phase(&app.endpoint, &app.name, BatchPhase::Running);
+            }
+        }
+        for app in finished {
+            let (phase, outcome) = match app.fate {
+                AppFate::Succeeds => (BatchPhase::Succeeded, Some(AttemptOutcome::Succeeded)),
+                AppFate::Fails => (BatchPhase::Failed, Some(AttemptOutcome::Failed)),
+                AppFate::DiesSilently => (BatchPhase::Failed, None),
+            };
+            let rows = 100 + (app.run_key.window_lo.0 % 97) as u64;
+            if let Some(outcome) = outcome {
+                if outcome == AttemptOutcome::Succeeded {
+                    self.lake.insert((app.run_key.to_string(), app.attempt.0), rows);
+                }
+                let result = AttemptResult {
+                    run_key: app.run_key.to_string(),
+                    attempt: app.attempt,
+                    outcome,
+                    rows_read: rows,
+                    rows_written: if outcome == AttemptOutcome::Succeeded { rows } else { 0 },
+                    checks: vec![Check {
+                        name: "row_count_reconciled".into(),
+                        passed: outcome == AttemptOutcome::Succeeded,
+                        detail: String::new(),
+                    }],
+                    schema_json: r#"[{"name":"id","type":"bigint","nullable":false}]"#.into(),
+                    schema_verdict: "unchanged".into(),
+                    schema_change: String::new(),
+                    output_prefix: app.output_prefix.clone(),
+                    message: String::new(),
+                    finished_at: UnixTime(now),
+                };
+                block_on(self.store.put_attempt_result(&result)).expect("the in-memory store does not fail");
+            }
+            self.livy.set_phase(&app.endpoint, &app.name, phase);
+            self.log(now, format!("spark {} finished: {:?}", app.name, app.fate));
+        }
+    }
+
+    fn invoke_scheduler(&mut self, now: i64, copies: usize, faults: &Faults) {
+        for endpoint in self.endpoints.clone() {
+            if self.rng.chance(faults.livy_response_lost) {
+                self.livy.lose_next_response(&endpoint);
+            }
+        }
+        let config = SchedulerConfig { table_prefix: "sim".into(), definition_sweep_secs: 900, max_due_per_tick: 5000 };
+        let stores: Vec<FaultyStore<'_>> = (0..copies)
+            .map(|_| {
+                let die_at_op =
+                    if self.rng.chance(faults.invocation_dies) { Some(self.rng.range(0, 80) as u64) } else { None };
+                let faults = StoreFaults {
+                    fail_before: faults.store_fail_before,
+                    lose_after: faults.store_lose_after,
+                    die_at_op,
+                };
+                FaultyStore::new(&self.store, faults, self.rng.split())
+            })
+            .collect();
+        let invocations: Vec<Invocation<'_, _>> = stores
+            .iter()
+            .map(|store| Invocation {
+                future: Box::pin(scheduler_tick(store, &self.livy, UnixTime(now), &config)),
+                crashed: store.crashed.clone(),
+            })
+            .collect();
+        let outcomes = run_concurrently(invocations, &mut self.rng);
+        let mut lines = Vec::new();
+        for (store, outcome) in stores.iter().zip(outcomes) {
+            self.report.invocations += 1;
+            self.report.store_operations += store.ops();
+            lines.push(match outcome {
+                None => {
+                    self.report.invocations_died += 1;
+                    format!("tick died after {} store operations", store.ops())
+                }
+                Some(Err(e)) => format!("tick failed: {e}"),
+                Some(Ok(r)) => format!(
+                    "tick: due {} cut {} submitted {} published {} committed {} retried {} failed {} conflicts {} \
+                     errors {}",
+                    r.jobs_due,
+                    r.windows_cut,
+                    r.runs_submitted,
+                    r.runs_published,
+                    r.windows_committed,
+                    r.runs_retried,
+                    r.runs_failed,
+                    r.conflicts,
+                    r.failures.len()
+                ),
+            });
+        }
+        drop(stores);
+        for line in lines {
+            self.log(now, line);
+        }
+        self.check(now);
+    }
+
+    /// The on-call operator: a run that exhausted its attempts raises an alarm; some time later a
+    /// person fixes the cause and retries it (`norris runs retry`).
+    fn operator(&mut self, now: i64, faults: &Faults) {
+        if (now - T0.0) % OPERATOR_LOOKS_EVERY_SECS != 0 {
+            return;
+        }
+        let failed: Vec<RunKey> = self
+            .store
+            .all_runs()
+            .into_iter()
+            .filter(
+                |r| matches!(r.status, RunStatus::Failed { at, .. } if at.0 + faults.operator_retry_after_secs <= now),
+            )
+            .map(|r| r.key())
+            .collect();
+        let retried = !failed.is_empty();
+        for key in failed {
+            match block_on(norris_control::follow::retry_failed_run(&self.store, UnixTime(now), &key)) {
+                Ok(_) => {
+                    self.report.operator_retries += 1;
+                    self.log(now, format!("operator retried {key}"));
+                }
+                Err(e) => self.violation(now, format!("operator could not retry {key}: {e}")),
+            }
+        }
+        if retried {
+            self.check(now);
+        }
+    }
+
+    fn check(&mut self, now: i64) {
+        let runs = self.store.all_runs();
+        let states = self.store.all_job_states();
+        let live: Vec<(String, String, u32)> = self
+            .apps
+            .iter()
+            .filter(|a| !a.done)
+            .map(|a| (a.endpoint.clone(), a.run_key.to_string(), a.attempt.0))
+            .collect();
+        let found = self.checker.check(now, &runs, &states, &self.lake, &live);
+        for v in found {
+            self.violation(now, v);
+        }
+    }
+
+    fn violation(&mut self, now: i64, what: String) {
+        self.report.invariant_violations.push(format!("t+{}s {what}", now - T0.0));
+    }
+
+    /// After the heal period every window that was due when the faults stopped must be committed.
+    fn liveness(&mut self, end: i64) {
+        let fault_end = T0.0 + self.config.fault_secs;
+        let due_by = UnixTime(fault_end - LAG_SECS).align_down(INTERVAL_SECS).0;
+        let per_job = ((due_by - T0.0) / INTERVAL_SECS).max(0) as u64;
+        self.report.windows_expected = per_job * u64::from(self.config.jobs);
+        let states = self.store.all_job_states();
+        let mut committed = 0u64;
+        for i in 0..self.config.jobs {
+            let id = format!("sim.job{i:04}");
+            let watermark = states.iter().find(|s| s.job_id.as_str() == id).map_or(T0.0, |s| s.watermark.0.max(T0.0));
+            committed += ((watermark.min(due_by) - T0.0) / INTERVAL_SECS).max(0) as u64;
+            if watermark < due_by && self.report.invariant_violations.is_empty() {
+                self.violation(
+                    end,
+                    format!(
+                        "liveness: {id} committed up to t+{}s, not t+{}s, {}s after the faults healed",
+                        watermark - T0.0,
+                        due_by - T0.0,
+                        self.config.heal_secs
+                    ),
+                );
+            }
+        }
+        self.report.windows_committed = committed;
+        self.report.windows_lost = self.report.windows_expected - committed;
+    }
+
+    fn finish(mut self) -> SimReport {
+        let mut freshness = self.checker.freshness_secs.clone();
+        freshness.sort_unstable();
+        let pick = |q: f64| -> i64 {
+            if freshness.is_empty() {
+                return 0;
+            }
+            let i = ((freshness.len() as f64 - 1.0) * q).round() as usize;
+            freshness[i]
+        };
+        self.report.freshness_p50_secs = pick(0.5);
+        self.report.freshness_p99_secs = pick(0.99);
+        self.report.freshness_max_secs = freshness.last().copied().unwrap_or(0);
+        self.report.windows_duplicated = self.checker.duplicated;
+        self.report.batches_submitted = self.endpoints.iter().map(|e| self.livy.submissions(e)).sum();
+        self.report.trace = self.trace.into_iter().collect();
+        self.report
+    }
+}
