@@ -4,7 +4,7 @@ SHELL := /bin/bash
 WORLD := bash tests/local/world.sh
 CARGO ?= cargo
 
-.PHONY: help demo demo-inner test test-all lint rust-test py-test infra-check package deploy sim up down clean
+.PHONY: help demo demo-inner test test-all lint rust-test py-test infra-check package deploy sim bench up down clean
 
 help:
 	@echo "make demo   run the main job locally (starts and stops the local world)"
@@ -12,6 +12,7 @@ help:
 	@echo "make up     start the local world (moto, MariaDB, PostgreSQL) and leave it running"
 	@echo "make down   stop what 'make up' started"
 	@echo "make sim     the deterministic simulator: SEEDS seeds x DAYS virtual days with faults (SEED, JOBS, CLUSTERS)"
+	@echo "make bench   benchmarks: scheduler tick cost and DynamoDB requests per tick, Lambda binary size/start/memory"
 	@echo "make package  the four Lambda zips at target/lambda/<function>/bootstrap.zip"
 	@echo "make deploy   package, then deploy every deployment of infra/deployments.json (DEPLOYMENTS=name... for some)"
 
@@ -55,6 +56,11 @@ JOBS ?= 10
 CLUSTERS ?= 2
 sim:
 	$(CARGO) run -q --release --locked -p norris-cli -- sim --seed $(SEED) --seeds $(SEEDS) --days $(DAYS) --jobs $(JOBS) --clusters $(CLUSTERS)
+
+# Prints figures (never timed assertions). The Lambda figures need the four release binaries.
+bench:
+	$(CARGO) build --release --locked -p extraction-scheduler -p cluster-health-watcher -p rotation-handler -p job-migrator
+	$(CARGO) run --release --locked -p norris-bench
 
 package:
 	bash infra/package.sh

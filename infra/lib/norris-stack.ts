@@ -383,9 +383,9 @@ export class NorrisStack extends Stack {
     };
     // The scheduler writes the ledger and its norris_* annotations on job definitions.
     grantTables(f['extraction-scheduler'], ['pools', 'results'], ['jobs', 'ledger']);
-    grantTables(f['cluster-health-watcher'], ['pools'], ['ledger']);
-    grantTables(f['rotation-handler'], ['pools'], ['ledger']);
-    grantTables(f['job-migrator'], ['jobs', 'pools'], ['ledger']);
+    grantTables(f['cluster-health-watcher'], ['jobs', 'pools', 'results'], ['ledger']);
+    grantTables(f['rotation-handler'], ['jobs', 'pools', 'results'], ['ledger']);
+    grantTables(f['job-migrator'], ['jobs', 'pools', 'results'], ['ledger']);
 
     // Cluster lifecycle (watcher: relaunch; rotation: launch, drain, terminate, scale down).
     const tagCondition = (kind: 'RequestTag' | 'ResourceTag') => ({ StringEquals: { [`aws:${kind}/${DEPLOYMENT_TAG}`]: name } });

@@ -10,15 +10,23 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-STATE="$ROOT/target/local/world-${NORRIS_MOTO_PORT:-5077}"
-VENV="$ROOT/.venv"
+log() { printf '[world] %s\n' "$*" >&2; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+ours_on() { [ -f "$ROOT/target/local/world-$1/moto.pid" ] && kill -0 "$(cat "$ROOT/target/local/world-$1/moto.pid")" 2>/dev/null; }
+
 MOTO_PORT="${NORRIS_MOTO_PORT:-5077}"
+# A `run` (make test, make demo) with no port asked for takes the next free one when another
+# checkout's world holds the default: a test run must not depend on what else is up.
+if [ -z "${NORRIS_MOTO_PORT:-}" ] && [ "${1:-}" = run ]; then
+  while port_open "$MOTO_PORT" && ! ours_on "$MOTO_PORT"; do
+    MOTO_PORT=$((MOTO_PORT + 1))
+    [ "$MOTO_PORT" -le 5099 ] || { log "no free port for moto in 5077-5099; set NORRIS_MOTO_PORT"; exit 1; }
+  done
+fi
+STATE="$ROOT/target/local/world-$MOTO_PORT"
+VENV="$ROOT/.venv"
 PREFIX="${NORRIS_TABLE_PREFIX:-norris}"
 mkdir -p "$STATE"
-
-log() { printf '[world] %s\n' "$*" >&2; }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Waits for a condition, polling with backoff, at most $2 seconds.
 wait_for() {

@@ -333,6 +333,7 @@ fn simulate(seed: u64, seeds: u64, days: f64, jobs: u32, clusters: u32, json: bo
         } else {
             println!(
                 "seed {s}: windows expected {} committed {} duplicated {} lost {}; freshness p50 {} s p99 {} s max {} s; \
+                 {} spot losses, recovery p50 {} s p99 {} s; {} rotations, {} clusters launched; \
                  {} invocations ({} died), {} store operations, {} batches, {} Livy restarts, {} operator retries; {}",
                 report.windows_expected,
                 report.windows_committed,
@@ -341,6 +342,11 @@ fn simulate(seed: u64, seeds: u64, days: f64, jobs: u32, clusters: u32, json: bo
                 report.freshness_p50_secs,
                 report.freshness_p99_secs,
                 report.freshness_max_secs,
+                report.spot_losses,
+                report.recovery_p50_secs,
+                report.recovery_p99_secs,
+                report.rotations,
+                report.clusters_launched,
                 report.invocations,
                 report.invocations_died,
                 report.store_operations,

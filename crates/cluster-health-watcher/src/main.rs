@@ -1,14 +1,30 @@
-//! The cluster health watcher Lambda. Its handler arrives with the cluster lifecycle; until then every
-//! invocation fails loudly (see `norris_control::pending`).
+//! The cluster health watcher Lambda: EMR cluster state changes, EC2 spot interruption warnings and
+//! rebalance recommendations, cluster alarms and a periodic sweep, each a pass of
+//! `norris_control::clusters::watch`.
+
+// The lifecycle pass is one deeply nested future (watch → plan → place → follow).
+#![recursion_limit = "256"]
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use norris_control::clusters::{handle_watcher_event, LifecycleConfig};
+use norris_dynamo::{DynamoStore, TableNames};
+use norris_emr::EmrClient;
+use norris_livy::{LivyClient, RetryPolicy};
+use norris_ports::SystemClock;
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    // JSON logs when AWS_LAMBDA_LOG_FORMAT=JSON (set by the stack), level from AWS_LAMBDA_LOG_LEVEL.
     lambda_runtime::tracing::init_default_subscriber();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-        norris_control::pending::handle_event("cluster health watcher", &event.payload).await.map_err(Error::from)
+    let config = LifecycleConfig::from_env()?;
+    let prefix = TableNames::with_prefix(&config.scheduler.table_prefix);
+    let store = DynamoStore::new(norris_dynamo::client_from_env().await, prefix);
+    let emr = EmrClient::from_env().await?;
+    let livy = LivyClient::new(RetryPolicy::default())?;
+    let (store, emr, livy, config) = (&store, &emr, &livy, &config);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handle_watcher_event(store, emr, livy, &SystemClock, config, &event.payload).await.map_err(Error::from)
     }))
     .await
 }

@@ -22,7 +22,14 @@ pub struct SchedulerConfig {
     pub max_due_per_tick: usize,
 }
 
-fn number(env: &HashMap<String, String>, key: &str, default: i64, min: i64, max: i64, errors: &mut Vec<String>) -> i64 {
+pub(crate) fn number(
+    env: &HashMap<String, String>,
+    key: &str,
+    default: i64,
+    min: i64,
+    max: i64,
+    errors: &mut Vec<String>,
+) -> i64 {
     match env.get(key) {
         None => default,
         Some(text) => match text.trim().parse::<i64>() {

@@ -3,11 +3,11 @@
 //! do, and applies it with conditional writes, so running it twice, concurrently, or after a
 //! crash between any two writes leaves the ledger right.
 
+pub mod clusters;
 pub mod config;
 pub mod events;
 pub mod follow;
 pub mod metrics;
-pub mod pending;
 pub mod scheduler;
 
 pub use config::{ConfigError, SchedulerConfig};

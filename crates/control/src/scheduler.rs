@@ -86,7 +86,7 @@ pub async fn scheduler_tick<S: StateStore, B: BatchService>(
     let due = store.due_jobs(now, config.max_due_per_tick).await?;
     report.jobs_due = due.len();
     let ids: Vec<JobId> = due.iter().map(|s| s.job_id.clone()).collect();
-    let mut definitions: HashMap<String, DefinitionRecord<JobDefinition>> =
+    let definitions: HashMap<String, DefinitionRecord<JobDefinition>> =
         store.get_job_definitions(&ids).await?.into_iter().map(|r| (r.key.clone(), r)).collect();
     let mut states: HashMap<JobId, JobState> = HashMap::new();
     for state in due {
@@ -103,7 +103,39 @@ pub async fn scheduler_tick<S: StateStore, B: BatchService>(
         }
     }
     let due_ids: BTreeSet<JobId> = states.keys().cloned().collect();
+    follow_and_commit(store, batches, now, config, definitions, states, &due_ids, &mut report).await?;
+    tracing::info!(
+        swept = report.swept,
+        jobs_due = report.jobs_due,
+        windows_cut = report.windows_cut,
+        runs_submitted = report.runs_submitted,
+        runs_published = report.runs_published,
+        windows_committed = report.windows_committed,
+        runs_retried = report.runs_retried,
+        runs_failed = report.runs_failed,
+        invalid = report.invalid_jobs.len(),
+        conflicts = report.conflicts,
+        failures = report.failures.len(),
+        "scheduler tick done"
+    );
+    Ok(report)
+}
 
+/// Places pending runs, follows every unfinished run, publishes finished attempts and commits
+/// watermarks: the second half of a tick, and what the job migrator runs right after moving runs
+/// off a lost cluster (warm failover, without waiting for the next tick). `definitions` and
+/// `states` hold what the caller already read; the rest is read here.
+#[allow(clippy::too_many_arguments)]
+pub async fn follow_and_commit<S: StateStore, B: BatchService>(
+    store: &S,
+    batches: &B,
+    now: UnixTime,
+    config: &SchedulerConfig,
+    mut definitions: HashMap<String, DefinitionRecord<JobDefinition>>,
+    mut states: HashMap<JobId, JobState>,
+    due_ids: &BTreeSet<JobId>,
+    report: &mut TickReport,
+) -> Result<(), TickError> {
     // Unfinished runs, and what following them needs: their jobs' definitions and states.
     let active = store.active_runs().await?;
     let missing: Vec<JobId> = active
@@ -132,9 +164,9 @@ pub async fn scheduler_tick<S: StateStore, B: BatchService>(
     let results_table = format!("{}-results", config.table_prefix);
     let world = World { clusters: &clusters, slots: &slots, definitions: &definitions, results_table: &results_table };
     let mut edits = HashMap::new();
-    let touched = follow_active_runs(store, batches, now, &world, active, &states, &mut edits, &mut report).await?;
-    let to_commit: BTreeSet<JobId> = touched.union(&due_ids).cloned().collect();
-    commit_watermarks(store, now, &to_commit, &mut states, &edits, &mut report).await?;
+    let touched = follow_active_runs(store, batches, now, &world, active, &states, &mut edits, report).await?;
+    let to_commit: BTreeSet<JobId> = touched.union(due_ids).cloned().collect();
+    commit_watermarks(store, now, &to_commit, &mut states, &edits, report).await?;
     let mut lags: Vec<(String, i64)> = states
         .values()
         .filter(|s| s.validity == Validity::Valid && s.next_window_lo != JobState::NOT_STARTED)
@@ -142,21 +174,7 @@ pub async fn scheduler_tick<S: StateStore, B: BatchService>(
         .collect();
     lags.sort();
     report.watermark_lag_secs = lags;
-    tracing::info!(
-        swept = report.swept,
-        jobs_due = report.jobs_due,
-        windows_cut = report.windows_cut,
-        runs_submitted = report.runs_submitted,
-        runs_published = report.runs_published,
-        windows_committed = report.windows_committed,
-        runs_retried = report.runs_retried,
-        runs_failed = report.runs_failed,
-        invalid = report.invalid_jobs.len(),
-        conflicts = report.conflicts,
-        failures = report.failures.len(),
-        "scheduler tick done"
-    );
-    Ok(report)
+    Ok(())
 }
 
 fn view(record: Option<&DefinitionRecord<JobDefinition>>) -> DefinitionView<'_> {

@@ -4,6 +4,7 @@
 //! in `norris-control` read the world through ports, call these functions, and apply the result;
 //! the simulator calls the same handlers, so every decision here is exercised under faults.
 
+pub mod clusters;
 pub mod definitions;
 pub mod runs;
 pub mod windows;

@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod cluster;
 pub mod document;
+pub mod emr;
 pub mod ids;
 pub mod job;
 pub mod pool;
@@ -18,6 +19,7 @@ pub mod time;
 pub use batch::{BatchObservation, BatchPhase, BatchSubmission};
 pub use cluster::{Cluster, ClusterState};
 pub use document::{DefinitionError, FieldProblem};
+pub use emr::{EmrCluster, EmrState, LaunchRequest};
 pub use ids::{Attempt, ClusterKey, JobId, RunKey, SizeClass, Version};
 pub use job::{
     CatchUp, ExtractionSpec, JdbcSource, JobDefinition, JobKind, JobState, LivyBatchSpec, RetryPolicy, StreamingSpec,

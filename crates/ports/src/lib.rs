@@ -9,12 +9,16 @@ pub mod batch;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod emr;
 pub mod memory;
+pub mod memory_emr;
 pub mod memory_livy;
 pub mod store;
 
 pub use batch::{BatchError, BatchObservation, BatchPhase, BatchService, BatchSubmission};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use emr::{EmrError, EmrService, InstancePlacement};
 pub use memory::MemoryStore;
+pub use memory_emr::MemoryEmr;
 pub use memory_livy::MemoryLivy;
 pub use store::{Annotation, DefinitionRecord, StateStore, StoreError, WriteError};

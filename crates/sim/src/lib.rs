@@ -20,16 +20,19 @@ pub mod rng;
 use exec::{block_on, run_concurrently, Invocation};
 use faulty::{FaultyStore, StoreFaults};
 use invariants::Checker;
+use norris_control::clusters::{rotate, watch, ClusterReport, ClusterSignal, LifecycleConfig};
 use norris_control::{scheduler_tick, SchedulerConfig};
 use norris_model::{
-    Attempt, AttemptOutcome, AttemptResult, BatchPhase, Check, Cluster, ClusterKey, ClusterState, RunKey, RunStatus,
-    SizeClass, UnixTime, Version,
+    Attempt, AttemptOutcome, AttemptResult, BatchPhase, Check, ClusterKey, ClusterState, EmrState, RunKey, RunStatus,
+    UnixTime,
 };
-use norris_ports::{MemoryLivy, MemoryStore, StateStore};
+use norris_ports::{MemoryEmr, MemoryLivy, MemoryStore, StateStore};
 use rng::SimRng;
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 
 /// Virtual time zero: 2026-11-22T00:00:00Z, the jobs' `start_at`.
 pub const T0: UnixTime = UnixTime(1_795_305_600);
@@ -43,6 +46,12 @@ const LAG_SECS: i64 = 60;
 /// Livy forgets finished batches after this (its retain period).
 const LIVY_RETAIN_SECS: i64 = 3600;
 const TRACE_LINES: usize = 40;
+/// The watcher's periodic sweep and the rotation handler's schedule.
+const SWEEP_EVERY_SECS: i64 = 300;
+const ROTATION_EVERY_SECS: i64 = 600;
+/// A spot interruption warning comes this long before the instance is taken.
+const SPOT_WARNING_SECS: i64 = 120;
+const DEPLOYMENT: &str = "sim";
 /// How often the operator looks at the alarms.
 const OPERATOR_LOOKS_EVERY_SECS: i64 = 300;
 
@@ -57,8 +66,11 @@ pub struct SimConfig {
     pub heal_secs: i64,
     /// Batch-extraction jobs, each on a 5-minute interval.
     pub jobs: u32,
-    /// Ready clusters of the jobs' size class, each with its own Livy server.
+    /// The pool's `min_clusters`: clusters of the jobs' size class, each with its own Livy
+    /// server, launched by the lifecycle handlers.
     pub clusters: u32,
+    /// The pool's `max_age_secs`: clusters are rotated this long after launch.
+    pub cluster_max_age_secs: i64,
     /// Batches each cluster runs at once.
     pub max_concurrent_batches: u32,
     /// Fault rates.
@@ -74,6 +86,7 @@ impl SimConfig {
             heal_secs: 7200,
             jobs,
             clusters,
+            cluster_max_age_secs: 6 * 3600,
             max_concurrent_batches: 8,
             faults: Faults::default_mix(),
         }
@@ -109,6 +122,12 @@ pub struct Faults {
     pub spark_fails: f64,
     /// A Spark attempt dies without writing a result (the driver killed, the result write failed).
     pub spark_dies_silently: f64,
+    /// Per cluster and 30 days: spot interruptions of its primary node (each ends the cluster).
+    pub spot_interruptions_per_month: f64,
+    /// The 2-minute warning of an interruption is delivered (else the loss comes unannounced).
+    pub spot_warning_delivered: f64,
+    /// Before an invocation, EMR will lose its next response (after its effect).
+    pub emr_response_lost: f64,
     /// An operator retries a run that exhausted its attempts this long after it failed (the alarm).
     pub operator_retry_after_secs: i64,
 }
@@ -130,6 +149,9 @@ impl Faults {
             livy_restart_per_day: 0.0,
             spark_fails: 0.0,
             spark_dies_silently: 0.0,
+            spot_interruptions_per_month: 0.0,
+            spot_warning_delivered: 1.0,
+            emr_response_lost: 0.0,
             operator_retry_after_secs: 1800,
         }
     }
@@ -151,6 +173,9 @@ impl Faults {
             livy_restart_per_day: 2.0,
             spark_fails: 0.03,
             spark_dies_silently: 0.01,
+            spot_interruptions_per_month: 30.0,
+            spot_warning_delivered: 0.7,
+            emr_response_lost: 0.05,
             operator_retry_after_secs: 1800,
         }
     }
@@ -193,6 +218,21 @@ pub struct SimReport {
     pub operator_retries: u64,
     /// Livy restarts injected.
     pub livy_restarts: u64,
+    /// Clusters lost to spot interruptions.
+    pub spot_losses: u64,
+    /// Clusters retired by rotation (drained because they reached their maximum age).
+    pub rotations: u64,
+    /// RunJobFlow calls that launched a cluster.
+    pub clusters_launched: u64,
+    /// EMR clusters still running at the end that the ledger does not account for.
+    pub clusters_unowned_at_end: u64,
+    /// Per spot loss: seconds from the loss to every run that was on the cluster running again
+    /// elsewhere (or published).
+    pub recovery_secs: Vec<i64>,
+    /// Median and 99th percentile of `recovery_secs`.
+    pub recovery_p50_secs: i64,
+    /// See `recovery_p50_secs`.
+    pub recovery_p99_secs: i64,
     /// The last events before the end or the first violation.
     pub trace: Vec<String>,
 }
@@ -231,9 +271,16 @@ struct World {
     rng: SimRng,
     store: MemoryStore,
     livy: MemoryLivy,
-    endpoints: Vec<String>,
+    emr: MemoryEmr,
+    lifecycle: LifecycleConfig,
+    /// Per EMR cluster: when it reaches BOOTSTRAPPING and WAITING.
+    boots: BTreeMap<String, (i64, i64)>,
+    /// Per EMR cluster: when a spot interruption takes its primary node.
+    doomed: BTreeMap<String, i64>,
+    /// EMR clusters the world has already seen end.
+    ended: BTreeSet<String>,
     /// Livy batch instances already turned into apps, by (endpoint, batch id, name).
-    seen_batches: BTreeMap<(String, i64, String), ()>,
+    seen_batches: BTreeSet<(String, i64, String)>,
     /// Each server's submission count when its batches were last looked at.
     submissions_seen: BTreeMap<String, u64>,
     apps: Vec<SparkApp>,
@@ -243,10 +290,27 @@ struct World {
     next_forget: i64,
     pending_ticks: Vec<i64>,
     next_scheduled_tick: i64,
+    /// Events on their way to the cluster health watcher: (delivery time, signal).
+    pending_events: Vec<(i64, Option<ClusterSignal>)>,
+    next_sweep: i64,
+    next_rotation: i64,
+    /// Spot losses not yet recovered from: (when, ledger key, runs that were on it).
+    losses: Vec<(i64, ClusterKey, BTreeSet<String>)>,
     checker: Checker,
     trace: VecDeque<String>,
     report: SimReport,
 }
+
+/// One handler invocation the world delivers.
+#[derive(Debug, Clone)]
+enum Delivery {
+    Tick,
+    Watch(Option<ClusterSignal>),
+    Rotate,
+}
+
+/// A handler's future: what to log, and how many clusters it started draining.
+type Boxed<'a> = Pin<Box<dyn Future<Output = (String, u64)> + 'a>>;
 
 /// Runs one simulation.
 pub fn simulate(config: &SimConfig) -> SimReport {
@@ -277,16 +341,20 @@ fn job_document(i: u32) -> Value {
     })
 }
 
-fn pool_document(max_concurrent_batches: u32) -> Value {
+fn pool_document(config: &SimConfig) -> Value {
     json!({
         "size_class": "small",
         "emr_release": "emr-7.5.0",
         "primary": {"instance_types": [{"instance_type": "m7g.xlarge"}], "on_demand_capacity": 1},
         "core": {"instance_types": [{"instance_type": "m7g.xlarge"}], "on_demand_capacity": 1},
-        "max_age_secs": 86_400,
-        "min_clusters": 1,
-        "max_clusters": 4,
-        "max_concurrent_batches": max_concurrent_batches
+        "task": {"instance_types": [{"instance_type": "m7g.2xlarge", "weighted_capacity": 2}], "spot_capacity": 4,
+                 "spot": {"allocation_strategy": "price-capacity-optimized", "timeout_minutes": 10,
+                          "timeout_action": "switch_to_on_demand"}},
+        "max_age_secs": config.cluster_max_age_secs,
+        "min_clusters": config.clusters,
+        "max_clusters": config.clusters + 2,
+        "max_concurrent_batches": config.max_concurrent_batches,
+        "idle_scale_down_secs": 1800
     })
 }
 
@@ -304,31 +372,25 @@ impl World {
     fn new(config: SimConfig) -> Self {
         let mut rng = SimRng::new(config.seed);
         let store = MemoryStore::new();
-        let endpoints: Vec<String> = (0..config.clusters).map(|i| format!("http://livy-{i}:8998")).collect();
         block_on(async {
-            store.put_pool_document(&pool_document(config.max_concurrent_batches)).await.expect("pool");
+            store.put_pool_document(&pool_document(&config)).await.expect("pool");
             for i in 0..config.jobs {
                 store.put_job_document(&job_document(i)).await.expect("job");
             }
-            for (i, endpoint) in endpoints.iter().enumerate() {
-                store
-                    .create_cluster(&Cluster {
-                        key: ClusterKey::new(format!("small-{i}")),
-                        size_class: SizeClass::new("small"),
-                        generation: 1,
-                        emr_cluster_id: Some(format!("j-SIM{i}")),
-                        livy_endpoint: Some(endpoint.clone()),
-                        state: ClusterState::Ready,
-                        created_at: T0,
-                        ready_at: Some(T0),
-                        rotate_after: T0.plus_secs(86_400 * 365),
-                        version: Version::INITIAL,
-                    })
-                    .await
-                    .expect("cluster");
-            }
         });
+        let scheduler =
+            SchedulerConfig { table_prefix: DEPLOYMENT.into(), definition_sweep_secs: 900, max_due_per_tick: 5000 };
+        let lifecycle = LifecycleConfig {
+            scheduler,
+            deployment: DEPLOYMENT.into(),
+            drain_secs: 600,
+            start_timeout_secs: 2700,
+            launch_retry_secs: 600,
+            orphan_grace_secs: 1800,
+        };
         let first_tick = rng.range(0, TICK_EVERY_SECS - 1);
+        let emr = MemoryEmr::new();
+        emr.set_now(T0);
         let report = SimReport {
             seed: config.seed,
             fault_secs: config.fault_secs,
@@ -347,14 +409,25 @@ impl World {
             spark_applications: 0,
             operator_retries: 0,
             livy_restarts: 0,
+            spot_losses: 0,
+            rotations: 0,
+            clusters_launched: 0,
+            clusters_unowned_at_end: 0,
+            recovery_secs: Vec::new(),
+            recovery_p50_secs: 0,
+            recovery_p99_secs: 0,
             trace: Vec::new(),
         };
         World {
             rng,
             store,
             livy: MemoryLivy::new(),
-            endpoints,
-            seen_batches: BTreeMap::new(),
+            emr,
+            lifecycle,
+            boots: BTreeMap::new(),
+            doomed: BTreeMap::new(),
+            ended: BTreeSet::new(),
+            seen_batches: BTreeSet::new(),
             submissions_seen: BTreeMap::new(),
             apps: Vec::new(),
             lake: BTreeMap::new(),
@@ -362,6 +435,10 @@ impl World {
             next_forget: T0.0 + LIVY_RETAIN_SECS,
             pending_ticks: Vec::new(),
             next_scheduled_tick: T0.0 + first_tick,
+            pending_events: vec![(T0.0, None)],
+            next_sweep: T0.0 + SWEEP_EVERY_SECS,
+            next_rotation: T0.0 + ROTATION_EVERY_SECS,
+            losses: Vec::new(),
             checker: Checker::default(),
             trace: VecDeque::new(),
             report,
@@ -397,10 +474,18 @@ impl World {
         self.liveness(end);
     }
 
+    /// Livy endpoints of the clusters EMR has up.
+    fn endpoints(&self) -> Vec<String> {
+        self.emr.clusters().into_iter().filter(|c| c.state.is_up()).filter_map(|c| c.livy_endpoint()).collect()
+    }
+
     fn step(&mut self, now: i64) {
         let faults = self.faults(now);
+        self.emr.set_now(UnixTime(now));
+        self.clusters_world(now, &faults);
         self.livy_faults(now, &faults);
         self.spark(now, &faults);
+        let mut deliveries = Vec::new();
         // EventBridge: the schedule fires; the event may be dropped, delayed or duplicated.
         while self.next_scheduled_tick <= now {
             let at = self.next_scheduled_tick;
@@ -416,39 +501,161 @@ impl World {
                 self.pending_ticks.push(at + delay);
             }
         }
-        let due: Vec<i64> = self.pending_ticks.iter().copied().filter(|&t| t <= now).collect();
+        let due = self.pending_ticks.iter().filter(|&&t| t <= now).count();
         self.pending_ticks.retain(|&t| t > now);
-        if !due.is_empty() {
-            self.invoke_scheduler(now, due.len(), &faults);
+        deliveries.extend(std::iter::repeat_n(Delivery::Tick, due));
+        if self.next_sweep <= now {
+            self.next_sweep += SWEEP_EVERY_SECS;
+            self.send_event(now, None, &faults);
+        }
+        let (events, later): (Vec<_>, Vec<_>) = self.pending_events.drain(..).partition(|(t, _)| *t <= now);
+        self.pending_events = later;
+        deliveries.extend(events.into_iter().map(|(_, signal)| Delivery::Watch(signal)));
+        if self.next_rotation <= now {
+            self.next_rotation += ROTATION_EVERY_SECS;
+            deliveries.push(Delivery::Rotate);
+        }
+        if !deliveries.is_empty() {
+            self.invoke(now, deliveries, &faults);
         }
         self.operator(now, &faults);
+    }
+
+    /// Sends an event to the watcher, through EventBridge's faults.
+    fn send_event(&mut self, now: i64, signal: Option<ClusterSignal>, faults: &Faults) {
+        if self.rng.chance(faults.tick_dropped) {
+            self.log(now, format!("event dropped: {signal:?}"));
+            return;
+        }
+        let delay =
+            if self.rng.chance(faults.tick_delayed) { self.rng.range(1, faults.tick_delay_max_secs) } else { 0 };
+        if self.rng.chance(faults.tick_duplicated) {
+            self.pending_events.push((now + delay, signal.clone()));
+        }
+        self.pending_events.push((now + delay, signal));
+    }
+
+    /// EMR: clusters boot (STARTING → BOOTSTRAPPING → WAITING), spot takes primary nodes (with a
+    /// warning that sometimes does not come), and a cluster that ends takes its Livy server and
+    /// Spark applications with it.
+    fn clusters_world(&mut self, now: i64, faults: &Faults) {
+        let per_step_loss = faults.spot_interruptions_per_month * STEP_SECS as f64 / (30.0 * 86_400.0);
+        for cluster in self.emr.clusters() {
+            let id = cluster.id.clone();
+            if cluster.state.is_ending() {
+                if self.ended.insert(id.clone()) {
+                    self.cluster_ended(now, &cluster, faults);
+                }
+                continue;
+            }
+            let created = cluster.created_at.map_or(now, |t| t.0);
+            let (bootstrapping_at, waiting_at) = match self.boots.get(&id) {
+                Some(b) => *b,
+                None => {
+                    let b = created + self.rng.range(240, 420);
+                    let w = b + self.rng.range(120, 300);
+                    self.boots.insert(id.clone(), (b, w));
+                    (b, w)
+                }
+            };
+            let next = if now >= waiting_at {
+                EmrState::Waiting
+            } else if now >= bootstrapping_at {
+                EmrState::Bootstrapping
+            } else {
+                EmrState::Starting
+            };
+            if next != cluster.state {
+                self.emr.set_state(&id, next.clone(), None);
+                self.send_event(now, Some(ClusterSignal::Look { emr_cluster_id: id.clone() }), faults);
+            }
+            match self.doomed.get(&id).copied() {
+                Some(at) if at <= now => {
+                    self.doomed.remove(&id);
+                    self.emr.set_state(&id, EmrState::TerminatedWithErrors, Some("INSTANCE_FAILURE"));
+                    self.report.spot_losses += 1;
+                    self.log(now, format!("spot took the primary node of {id}"));
+                    let key = cluster.launch_key();
+                    if let Some(key) = key {
+                        let runs: BTreeSet<String> = self
+                            .store
+                            .all_runs()
+                            .into_iter()
+                            .filter(|r| r.status.is_unfinished() && r.status.cluster() == Some(&key))
+                            .map(|r| r.key().to_string())
+                            .collect();
+                        self.losses.push((now, key, runs));
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if self.rng.chance(per_step_loss) {
+                        self.doomed.insert(id.clone(), now + SPOT_WARNING_SECS);
+                        if self.rng.chance(faults.spot_warning_delivered) {
+                            let instance_id = MemoryEmr::primary_instance(&id);
+                            self.send_event(now, Some(ClusterSignal::InstanceInterrupted { instance_id }), faults);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn cluster_ended(&mut self, now: i64, cluster: &norris_model::EmrCluster, faults: &Faults) {
+        if let Some(endpoint) = cluster.livy_endpoint() {
+            self.livy.set_unreachable(&endpoint, true);
+            for app in self.apps.iter_mut().filter(|a| !a.done && a.endpoint == endpoint) {
+                app.done = true;
+            }
+        }
+        self.send_event(now, Some(ClusterSignal::Look { emr_cluster_id: cluster.id.clone() }), faults);
+        // Norris terminated it (USER_REQUEST): nothing of norris's may still be on it.
+        if cluster.state_reason.as_deref() == Some("USER_REQUEST") {
+            if let Some(key) = cluster.launch_key() {
+                let stranded: Vec<String> = self
+                    .store
+                    .all_runs()
+                    .into_iter()
+                    .filter(|r| r.status.is_unfinished() && r.status.cluster() == Some(&key))
+                    .map(|r| r.key().to_string())
+                    .collect();
+                if !stranded.is_empty() {
+                    self.violation(now, format!("cluster {key} terminated while runs were on it: {stranded:?}"));
+                }
+            }
+        }
+        self.log(now, format!("EMR cluster {} ended ({:?})", cluster.id, cluster.state_reason));
     }
 
     fn livy_faults(&mut self, now: i64, faults: &Faults) {
         let per_step_outage = faults.livy_outage_per_hour * STEP_SECS as f64 / 3600.0;
         let per_step_restart = faults.livy_restart_per_day * STEP_SECS as f64 / 86_400.0;
-        for endpoint in self.endpoints.clone() {
-            if let Some(&until) = self.outage_until.get(&endpoint) {
-                if until <= now {
-                    self.outage_until.remove(&endpoint);
+        let up: BTreeSet<String> = self.endpoints().into_iter().collect();
+        for endpoint in self.outage_until.keys().cloned().collect::<Vec<_>>() {
+            if self.outage_until[&endpoint] <= now {
+                self.outage_until.remove(&endpoint);
+                if up.contains(&endpoint) {
                     self.livy.set_unreachable(&endpoint, false);
                     self.log(now, format!("{endpoint} reachable again"));
                 }
-            } else if self.rng.chance(per_step_outage) {
+            }
+        }
+        for endpoint in &up {
+            if !self.outage_until.contains_key(endpoint) && self.rng.chance(per_step_outage) {
                 let until = now + self.rng.range(STEP_SECS, faults.livy_outage_max_secs.max(STEP_SECS));
                 self.outage_until.insert(endpoint.clone(), until);
-                self.livy.set_unreachable(&endpoint, true);
+                self.livy.set_unreachable(endpoint, true);
                 self.log(now, format!("{endpoint} unreachable until t+{}s", until - T0.0));
             }
             if self.rng.chance(per_step_restart) {
-                self.livy.restart(&endpoint);
+                self.livy.restart(endpoint);
                 self.report.livy_restarts += 1;
                 self.log(now, format!("{endpoint} restarted: every batch forgotten, ids from 0"));
             }
         }
         if now >= self.next_forget {
             self.next_forget += LIVY_RETAIN_SECS;
-            for endpoint in &self.endpoints {
+            for endpoint in &up {
                 self.livy.forget_finished(endpoint);
             }
         }
@@ -457,7 +664,7 @@ impl World {
     /// Turns new Livy batches into Spark applications, and moves applications along: each
     /// writes its files and result when it finishes, whether or not Livy still knows its batch.
     fn spark(&mut self, now: i64, faults: &Faults) {
-        for endpoint in self.endpoints.clone() {
+        for endpoint in self.endpoints() {
             let submissions = self.livy.submissions(&endpoint);
             if self.submissions_seen.get(&endpoint) == Some(&submissions) {
                 continue;
@@ -465,10 +672,10 @@ impl World {
             self.submissions_seen.insert(endpoint.clone(), submissions);
             for (id, submission, phase) in self.livy.batches(&endpoint) {
                 let seen = (endpoint.clone(), id, submission.name.clone());
-                if self.seen_batches.contains_key(&seen) || phase.is_final() {
+                if self.seen_batches.contains(&seen) || phase.is_final() {
                     continue;
                 }
-                self.seen_batches.insert(seen, ());
+                self.seen_batches.insert(seen);
                 let Some((run_key, attempt, output_prefix)) = spec_of(&submission.args) else {
                     self.violation(now, format!("batch {} has no readable run spec", submission.name));
                     continue;
@@ -541,14 +748,17 @@ impl World {
         }
     }
 
-    fn invoke_scheduler(&mut self, now: i64, copies: usize, faults: &Faults) {
-        for endpoint in self.endpoints.clone() {
+    fn invoke(&mut self, now: i64, deliveries: Vec<Delivery>, faults: &Faults) {
+        for endpoint in self.endpoints() {
             if self.rng.chance(faults.livy_response_lost) {
                 self.livy.lose_next_response(&endpoint);
             }
         }
-        let config = SchedulerConfig { table_prefix: "sim".into(), definition_sweep_secs: 900, max_due_per_tick: 5000 };
-        let stores: Vec<FaultyStore<'_>> = (0..copies)
+        if self.rng.chance(faults.emr_response_lost) {
+            self.emr.lose_next_response();
+        }
+        let stores: Vec<FaultyStore<'_>> = deliveries
+            .iter()
             .map(|_| {
                 let die_at_op =
                     if self.rng.chance(faults.invocation_dies) { Some(self.rng.range(0, 80) as u64) } else { None };
@@ -560,11 +770,43 @@ impl World {
                 FaultyStore::new(&self.store, faults, self.rng.split())
             })
             .collect();
-        let invocations: Vec<Invocation<'_, _>> = stores
+        let at = UnixTime(now);
+        let (livy, emr, lifecycle) = (&self.livy, &self.emr, &self.lifecycle);
+        let invocations: Vec<Invocation<'_, (String, u64)>> = stores
             .iter()
-            .map(|store| Invocation {
-                future: Box::pin(scheduler_tick(store, &self.livy, UnixTime(now), &config)),
-                crashed: store.crashed.clone(),
+            .zip(&deliveries)
+            .map(|(store, delivery)| {
+                let future: Boxed<'_> =
+                    match delivery.clone() {
+                        Delivery::Tick => Box::pin(async move {
+                            let line = match scheduler_tick(store, livy, at, &lifecycle.scheduler).await {
+                                Ok(r) => format!(
+                                    "tick: due {} cut {} submitted {} published {} committed {} retried {} failed {} \
+                                 waiting {} conflicts {} errors {}",
+                                    r.jobs_due,
+                                    r.windows_cut,
+                                    r.runs_submitted,
+                                    r.runs_published,
+                                    r.windows_committed,
+                                    r.runs_retried,
+                                    r.runs_failed,
+                                    r.runs_waiting_for_a_cluster,
+                                    r.conflicts,
+                                    r.failures.len()
+                                ),
+                                Err(e) => format!("tick failed: {e}"),
+                            };
+                            (line, 0)
+                        }),
+                        Delivery::Watch(signal) => Box::pin(async move {
+                            let result = watch(store, emr, livy, signal.as_ref(), at, lifecycle).await;
+                            describe_lifecycle(&format!("watch {signal:?}"), result)
+                        }),
+                        Delivery::Rotate => Box::pin(async move {
+                            describe_lifecycle("rotate", rotate(store, emr, livy, at, lifecycle).await)
+                        }),
+                    };
+                Invocation { future, crashed: store.crashed.clone() }
             })
             .collect();
         let outcomes = run_concurrently(invocations, &mut self.rng);
@@ -575,22 +817,12 @@ impl World {
             lines.push(match outcome {
                 None => {
                     self.report.invocations_died += 1;
-                    format!("tick died after {} store operations", store.ops())
+                    format!("invocation died after {} store operations", store.ops())
                 }
-                Some(Err(e)) => format!("tick failed: {e}"),
-                Some(Ok(r)) => format!(
-                    "tick: due {} cut {} submitted {} published {} committed {} retried {} failed {} conflicts {} \
-                     errors {}",
-                    r.jobs_due,
-                    r.windows_cut,
-                    r.runs_submitted,
-                    r.runs_published,
-                    r.windows_committed,
-                    r.runs_retried,
-                    r.runs_failed,
-                    r.conflicts,
-                    r.failures.len()
-                ),
+                Some((line, drained)) => {
+                    self.report.rotations += drained;
+                    line
+                }
             });
         }
         drop(stores);
@@ -632,6 +864,38 @@ impl World {
 
     fn check(&mut self, now: i64) {
         let runs = self.store.all_runs();
+        let clusters = block_on(self.store.list_clusters()).expect("the in-memory store does not fail");
+        for c in clusters.iter().filter(|c| matches!(c.state, ClusterState::Terminated { .. })) {
+            let stranded: Vec<String> = runs
+                .iter()
+                .filter(|r| r.status.is_unfinished() && r.status.cluster() == Some(&c.key))
+                .map(|r| r.key().to_string())
+                .collect();
+            if !stranded.is_empty() {
+                self.violation(
+                    now,
+                    format!("cluster {} is terminated with unfinished runs on it: {stranded:?}", c.key),
+                );
+            }
+        }
+        // Recovery: every run that was on a lost cluster runs again elsewhere (or is published).
+        let mut recovered = Vec::new();
+        for (i, (at, key, on_it)) in self.losses.iter().enumerate() {
+            let back = on_it.iter().all(|k| {
+                runs.iter().find(|r| &r.key().to_string() == k).is_none_or(|r| match &r.status {
+                    RunStatus::Running { cluster, .. } => cluster != key,
+                    RunStatus::Published { .. } | RunStatus::Failed { .. } => true,
+                    _ => false,
+                })
+            });
+            if back {
+                recovered.push((i, now - at));
+            }
+        }
+        for (i, secs) in recovered.into_iter().rev() {
+            self.losses.remove(i);
+            self.report.recovery_secs.push(secs);
+        }
         let states = self.store.all_job_states();
         let live: Vec<(String, String, u32)> = self
             .apps
@@ -674,6 +938,28 @@ impl World {
             }
         }
         self.report.windows_committed = committed;
+        let ledger = block_on(self.store.list_clusters()).expect("the in-memory store does not fail");
+        let unowned: Vec<String> = self
+            .emr
+            .clusters()
+            .into_iter()
+            .filter(|e| !e.state.is_ending())
+            .filter(|e| {
+                !ledger.iter().any(|c| {
+                    c.emr_cluster_id.as_deref() == Some(e.id.as_str())
+                        && !matches!(c.state, ClusterState::Terminated { .. } | ClusterState::Lost { .. })
+                })
+            })
+            .map(|e| e.id)
+            .collect();
+        self.report.clusters_unowned_at_end = unowned.len() as u64;
+        if !unowned.is_empty() {
+            self.violation(end, format!("EMR clusters left running that the ledger does not own: {unowned:?}"));
+        }
+        if !self.losses.is_empty() {
+            let keys: Vec<String> = self.losses.iter().map(|(_, k, _)| k.to_string()).collect();
+            self.violation(end, format!("runs of lost clusters {keys:?} never ran again"));
+        }
         self.report.windows_lost = self.report.windows_expected - committed;
     }
 
@@ -691,8 +977,40 @@ impl World {
         self.report.freshness_p99_secs = pick(0.99);
         self.report.freshness_max_secs = freshness.last().copied().unwrap_or(0);
         self.report.windows_duplicated = self.checker.duplicated;
-        self.report.batches_submitted = self.endpoints.iter().map(|e| self.livy.submissions(e)).sum();
+        self.report.batches_submitted =
+            self.emr.clusters().iter().filter_map(|c| c.livy_endpoint()).map(|e| self.livy.submissions(&e)).sum();
+        self.report.clusters_launched = self.emr.launches();
+        let mut recovery = self.report.recovery_secs.clone();
+        recovery.sort_unstable();
+        let at = |q: f64| recovery.get(((recovery.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or(0);
+        self.report.recovery_p50_secs = at(0.5);
+        self.report.recovery_p99_secs = at(0.99);
         self.report.trace = self.trace.into_iter().collect();
         self.report
+    }
+}
+
+fn describe_lifecycle(
+    what: &str,
+    result: Result<ClusterReport, norris_control::clusters::LifecycleError>,
+) -> (String, u64) {
+    match result {
+        Ok(r) => (
+            format!(
+            "{what}: ready {:?} lost {:?} launched {:?} drained {:?} terminated {:?} moved {} placed {} orphans {:?} \
+             failures {}",
+            r.became_ready,
+            r.lost,
+            r.launched,
+            r.drained,
+            r.terminated,
+            r.runs_moved,
+            r.runs_placed_again,
+            r.orphans_terminated,
+            r.failures.len()
+        ),
+            r.drained.len() as u64,
+        ),
+        Err(e) => (format!("{what} failed: {e}"), 0),
     }
 }

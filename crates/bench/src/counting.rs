@@ -1,0 +1,304 @@
+//! Wrappers that count and time what a handler asks of its ports: [`CountingStore`] (every
+//! `StateStore` operation, with what it would cost in DynamoDB requests) and [`TimedLivy`] (every
+//! `BatchService` call). Both delegate every method unchanged.
+
+use crate::dynamo_model::{requests, Api, Call, ItemSizes, Op};
+use norris_model::{
+    Attempt, AttemptResult, Cluster, ClusterKey, JobDefinition, JobId, JobState, PoolDefinition, Run, RunKey, UnixTime,
+};
+use norris_ports::{
+    Annotation, BatchError, BatchObservation, BatchService, BatchSubmission, DefinitionRecord, StateStore, StoreError,
+    WriteError,
+};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// What one operation cost over a measured period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OpStats {
+    /// Calls.
+    pub calls: u64,
+    /// Keys asked for (batch reads) or items returned (queries, scans).
+    pub items: u64,
+    /// DynamoDB requests the adapter would send.
+    pub requests: u64,
+    /// Time spent inside the wrapped store.
+    #[serde(skip)]
+    pub time: Duration,
+}
+
+/// Per-operation counts of a measured period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// By operation.
+    pub ops: BTreeMap<Op, OpStats>,
+}
+
+impl StoreStats {
+    /// Adds one call.
+    pub fn record(&mut self, call: &Call, sizes: &ItemSizes, time: Duration) {
+        let (_, n) = requests(call, sizes);
+        let s = self.ops.entry(call.op).or_default();
+        s.calls += 1;
+        s.items += (call.keys + call.items) as u64;
+        s.requests += n;
+        s.time += time;
+    }
+
+    /// Requests in total.
+    pub fn requests(&self) -> u64 {
+        self.ops.values().map(|s| s.requests).sum()
+    }
+
+    /// Requests by API.
+    pub fn by_api(&self) -> BTreeMap<Api, u64> {
+        let mut out = BTreeMap::new();
+        for (op, s) in &self.ops {
+            *out.entry(op.api()).or_default() += s.requests;
+        }
+        out
+    }
+
+    /// Time spent inside the store.
+    pub fn time(&self) -> Duration {
+        self.ops.values().map(|s| s.time).sum()
+    }
+}
+
+/// A `StateStore` that delegates to `inner` and counts each operation.
+pub struct CountingStore<S> {
+    inner: S,
+    sizes: ItemSizes,
+    stats: Mutex<StoreStats>,
+}
+
+impl<S: StateStore> CountingStore<S> {
+    /// Wraps `inner`; `sizes` are the item sizes used for the 1 MB page bound.
+    pub fn new(inner: S, sizes: ItemSizes) -> Self {
+        CountingStore { inner, sizes, stats: Mutex::default() }
+    }
+
+    /// The wrapped store (for set-up and inspection that is not counted).
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn lock(&self) -> MutexGuard<'_, StoreStats> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The counts since the last call, and starts counting afresh.
+    pub fn take_stats(&self) -> StoreStats {
+        std::mem::take(&mut *self.lock())
+    }
+
+    async fn measure<T>(&self, call: Call, op: impl Future<Output = T>, returned: impl FnOnce(&T) -> usize) -> T {
+        let started = Instant::now();
+        let out = op.await;
+        let elapsed = started.elapsed();
+        let call = Call { items: returned(&out), ..call };
+        self.lock().record(&call, &self.sizes, elapsed);
+        out
+    }
+
+    async fn single<T>(&self, op: Op, fut: impl Future<Output = T>) -> T {
+        self.measure(Call::single(op), fut, |_| 0).await
+    }
+}
+
+fn len_of<T, E>(r: &Result<Vec<T>, E>) -> usize {
+    r.as_ref().map_or(0, Vec::len)
+}
+
+impl<S: StateStore> StateStore for CountingStore<S> {
+    async fn put_job_document(&self, document: &Value) -> Result<(), StoreError> {
+        self.single(Op::PutJobDocument, self.inner.put_job_document(document)).await
+    }
+
+    async fn get_job_definitions(&self, ids: &[JobId]) -> Result<Vec<DefinitionRecord<JobDefinition>>, StoreError> {
+        let keys = ids.iter().collect::<BTreeSet<_>>().len();
+        let call = Call { op: Op::GetJobDefinitions, keys, items: 0, limit: usize::MAX };
+        self.measure(call, self.inner.get_job_definitions(ids), |_| 0).await
+    }
+
+    async fn scan_job_definitions(&self) -> Result<Vec<DefinitionRecord<JobDefinition>>, StoreError> {
+        let call = Call::single(Op::ScanJobDefinitions);
+        self.measure(call, self.inner.scan_job_definitions(), len_of).await
+    }
+
+    async fn annotate_job_definition(&self, id: &JobId, annotation: &Annotation) -> Result<(), StoreError> {
+        self.single(Op::AnnotateJobDefinition, self.inner.annotate_job_definition(id, annotation)).await
+    }
+
+    async fn claim_periodic(&self, task: &str, now: UnixTime, until: UnixTime) -> Result<bool, StoreError> {
+        self.single(Op::ClaimPeriodic, self.inner.claim_periodic(task, now, until)).await
+    }
+
+    async fn put_pool_document(&self, document: &Value) -> Result<(), StoreError> {
+        self.single(Op::PutPoolDocument, self.inner.put_pool_document(document)).await
+    }
+
+    async fn list_pools(&self) -> Result<Vec<DefinitionRecord<PoolDefinition>>, StoreError> {
+        self.measure(Call::single(Op::ListPools), self.inner.list_pools(), len_of).await
+    }
+
+    async fn get_job_state(&self, id: &JobId) -> Result<Option<JobState>, StoreError> {
+        self.single(Op::GetJobState, self.inner.get_job_state(id)).await
+    }
+
+    async fn create_job_state(&self, state: &JobState) -> Result<JobState, WriteError<JobState>> {
+        self.single(Op::CreateJobState, self.inner.create_job_state(state)).await
+    }
+
+    async fn update_job_state(&self, state: &JobState) -> Result<JobState, WriteError<JobState>> {
+        self.single(Op::UpdateJobState, self.inner.update_job_state(state)).await
+    }
+
+    async fn due_jobs(&self, now: UnixTime, limit: usize) -> Result<Vec<JobState>, StoreError> {
+        let call = Call { op: Op::DueJobs, keys: 0, items: 0, limit };
+        self.measure(call, self.inner.due_jobs(now, limit), len_of).await
+    }
+
+    async fn create_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
+        self.single(Op::CreateRun, self.inner.create_run(run)).await
+    }
+
+    async fn get_run(&self, key: &RunKey) -> Result<Option<Run>, StoreError> {
+        self.single(Op::GetRun, self.inner.get_run(key)).await
+    }
+
+    async fn update_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
+        self.single(Op::UpdateRun, self.inner.update_run(run)).await
+    }
+
+    async fn active_runs(&self) -> Result<Vec<Run>, StoreError> {
+        self.measure(Call::single(Op::ActiveRuns), self.inner.active_runs(), len_of).await
+    }
+
+    async fn runs_of_job(&self, id: &JobId, from: UnixTime, limit: usize) -> Result<Vec<Run>, StoreError> {
+        let call = Call { op: Op::RunsOfJob, keys: 0, items: 0, limit };
+        self.measure(call, self.inner.runs_of_job(id, from, limit), len_of).await
+    }
+
+    async fn create_cluster(&self, cluster: &Cluster) -> Result<Cluster, WriteError<Cluster>> {
+        self.single(Op::CreateCluster, self.inner.create_cluster(cluster)).await
+    }
+
+    async fn update_cluster(&self, cluster: &Cluster) -> Result<Cluster, WriteError<Cluster>> {
+        self.single(Op::UpdateCluster, self.inner.update_cluster(cluster)).await
+    }
+
+    async fn get_cluster(&self, key: &ClusterKey) -> Result<Option<Cluster>, StoreError> {
+        self.single(Op::GetCluster, self.inner.get_cluster(key)).await
+    }
+
+    async fn list_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
+        self.measure(Call::single(Op::ListClusters), self.inner.list_clusters(), len_of).await
+    }
+
+    async fn get_attempt_result(&self, run: &RunKey, attempt: Attempt) -> Result<Option<AttemptResult>, StoreError> {
+        self.single(Op::GetAttemptResult, self.inner.get_attempt_result(run, attempt)).await
+    }
+
+    async fn put_attempt_result(&self, result: &AttemptResult) -> Result<(), StoreError> {
+        self.single(Op::PutAttemptResult, self.inner.put_attempt_result(result)).await
+    }
+}
+
+/// Calls and time spent in a batch service over a measured period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// `submit` calls.
+    pub submits: u64,
+    /// `find` calls.
+    pub finds: u64,
+    /// `kill` and `ping` calls.
+    pub others: u64,
+    /// Time inside the wrapped service.
+    pub time: Duration,
+}
+
+/// A `BatchService` that delegates to `inner` and counts and times each call.
+pub struct TimedLivy<B> {
+    inner: B,
+    stats: Mutex<BatchStats>,
+}
+
+impl<B: BatchService> TimedLivy<B> {
+    /// Wraps `inner`.
+    pub fn new(inner: B) -> Self {
+        TimedLivy { inner, stats: Mutex::default() }
+    }
+
+    /// The wrapped service.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// The counts since the last call, and starts counting afresh.
+    pub fn take_stats(&self) -> BatchStats {
+        std::mem::take(&mut *self.stats.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    async fn timed<T>(&self, count: fn(&mut BatchStats), fut: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = fut.await;
+        let elapsed = started.elapsed();
+        let mut s = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        count(&mut s);
+        s.time += elapsed;
+        out
+    }
+}
+
+impl<B: BatchService> BatchService for TimedLivy<B> {
+    async fn submit(&self, endpoint: &str, batch: &BatchSubmission) -> Result<BatchObservation, BatchError> {
+        self.timed(|s| s.submits += 1, self.inner.submit(endpoint, batch)).await
+    }
+
+    async fn find(&self, endpoint: &str, name: &str) -> Result<Option<BatchObservation>, BatchError> {
+        self.timed(|s| s.finds += 1, self.inner.find(endpoint, name)).await
+    }
+
+    async fn kill(&self, endpoint: &str, id: i64) -> Result<bool, BatchError> {
+        self.timed(|s| s.others += 1, self.inner.kill(endpoint, id)).await
+    }
+
+    async fn ping(&self, endpoint: &str) -> Result<(), BatchError> {
+        self.timed(|s| s.others += 1, self.inner.ping(endpoint)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use norris_ports::MemoryStore;
+
+    fn run_until_done<F: Future>(fut: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(fut)
+    }
+
+    #[test]
+    fn each_operation_is_counted_with_its_requests() {
+        run_until_done(async {
+            let store = CountingStore::new(MemoryStore::new(), ItemSizes::default());
+            let ids: Vec<JobId> = (0..150).map(|i| JobId::new(format!("j{i}"))).chain([JobId::new("j0")]).collect();
+            store.get_job_definitions(&ids).await.expect("read");
+            store.due_jobs(UnixTime(0), 5000).await.expect("due");
+            store.claim_periodic("t", UnixTime(0), UnixTime(10)).await.expect("claim");
+            store.claim_periodic("t", UnixTime(1), UnixTime(10)).await.expect("claim again");
+            let stats = store.take_stats();
+            let defs = stats.ops[&Op::GetJobDefinitions];
+            assert_eq!((defs.calls, defs.items, defs.requests), (1, 150, 2), "150 distinct ids: 2 batch reads");
+            assert_eq!(stats.ops[&Op::DueJobs].requests, 1, "an empty query is still one request");
+            assert_eq!(stats.ops[&Op::ClaimPeriodic].calls, 2, "a lost claim is a request too");
+            assert_eq!(stats.requests(), 2 + 1 + 2);
+            assert_eq!(stats.by_api()[&Api::PutItem], 2);
+            assert!(store.take_stats().ops.is_empty(), "taking the counts resets them");
+        });
+    }
+}
