@@ -40,7 +40,7 @@ lint:
 	.venv/bin/ruff check $(PY_DIRS)
 
 py-test:
-	.venv/bin/pytest -q livy-jobs tests/local/livy_standin
+	.venv/bin/pytest -q livy-jobs tests/local/livy_standin tests/local/cluster_supervisor/tests
 
 # The deployment's gates: CDK unit tests, offline synth with cdk-nag, cfn-lint, checkov.
 infra-check:

@@ -53,7 +53,7 @@ export interface Deployment {
 const DEFAULTS = {
   schedulerRate: 'rate(5 minutes)',
   rotationRate: 'rate(10 minutes)',
-  sweepRate: 'rate(5 minutes)',
+  sweepRate: 'rate(1 minute)',
   watermarkLagSloSecs: 3600,
   logRetentionDays: 365,
   reservedConcurrency: { scheduler: 1, watcher: 5, rotation: 1, migrator: 2 },

@@ -233,3 +233,135 @@ impl DroppingProxy {
         self.drop_next_post.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// What the cluster supervisor says of one local cluster's Livy stand-in (its state file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalStandin {
+    /// Livy's base URL (also the cluster's `norris:livy-endpoint` tag).
+    pub endpoint: String,
+    /// The stand-in's process.
+    pub pid: u32,
+    /// `running`, `stopping` or `stopped`.
+    pub state: String,
+}
+
+/// The local clusters of one deployment (`tests/local/cluster_supervisor`): each live moto EMR
+/// cluster tagged with the deployment gets a Livy stand-in of its own, named by its
+/// `norris:livy-endpoint` tag; a terminated cluster's stand-in is stopped with its Spark
+/// applications. Stopped (with everything it started) on drop.
+pub struct ClusterSupervisor {
+    child: Child,
+    state_file: PathBuf,
+}
+
+impl ClusterSupervisor {
+    /// Starts a supervisor for `deployment` on the local world's moto (`AWS_ENDPOINT_URL`) and
+    /// waits until its first look at EMR succeeded.
+    pub fn start(deployment: &str) -> Result<Self> {
+        let root = repo_root();
+        let dir = root.join("target").join("e2e").join("clusters").join(deployment);
+        std::fs::create_dir_all(&dir)?;
+        let ready = dir.join("supervisor.ready");
+        let state_file = dir.join("supervisor.json");
+        let _ = std::fs::remove_file(&ready);
+        let log = std::fs::File::create(dir.join("supervisor.log"))?;
+        let child = Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("tests/local/cluster_supervisor/cluster_supervisor.py"))
+            .args(["--deployment", deployment, "--poll-secs", "0.2"])
+            .arg("--log-dir")
+            .arg(&dir)
+            .arg("--state-file")
+            .arg(&state_file)
+            .arg("--ready-file")
+            .arg(&ready)
+            .env("PYSPARK_PYTHON", root.join(".venv/bin/python"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting the cluster supervisor")?;
+        let mut supervisor = ClusterSupervisor { child, state_file };
+        let started = Instant::now();
+        while !ready.exists() {
+            if let Some(status) = supervisor.child.try_wait()? {
+                bail!("the cluster supervisor exited ({status}); see {}", dir.join("supervisor.log").display());
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the cluster supervisor did not look at EMR within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(supervisor)
+    }
+
+    /// The stand-in of an EMR cluster, if the supervisor gave it one.
+    pub fn standin(&self, emr_cluster_id: &str) -> Result<Option<LocalStandin>> {
+        let Ok(text) = std::fs::read_to_string(&self.state_file) else { return Ok(None) };
+        let state: serde_json::Value = serde_json::from_str(&text).context("the supervisor's state file")?;
+        let Some(c) = state["clusters"].get(emr_cluster_id) else { return Ok(None) };
+        Ok(Some(LocalStandin {
+            endpoint: c["endpoint"].as_str().context("endpoint")?.to_string(),
+            pid: c["pid"].as_u64().context("pid")? as u32,
+            state: c["state"].as_str().context("state")?.to_string(),
+        }))
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        if self.child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let started = Instant::now();
+        while self.child.try_wait()?.is_none() {
+            if started.elapsed() > Duration::from_secs(60) {
+                self.child.kill()?;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ClusterSupervisor {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Whether a process is alive (a zombie counts as dead).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3)).is_some_and(|s| s != "Z" && s != "X"),
+        Err(_) => false,
+    }
+}
+
+/// The live descendants of a process, from /proc parent links.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut parent = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if let (Some(state), Some(ppid)) = (fields.first(), fields.get(1).and_then(|p| p.parse::<u32>().ok())) {
+            if *state != "Z" && *state != "X" {
+                parent.insert(pid, ppid);
+            }
+        }
+    }
+    parent
+        .keys()
+        .copied()
+        .filter(|pid| {
+            let mut at = parent.get(pid).copied();
+            while let Some(p) = at {
+                if p == root {
+                    return true;
+                }
+                at = parent.get(&p).copied();
+            }
+            false
+        })
+        .collect()
+}

@@ -579,8 +579,7 @@ pub fn run(options: &Options) -> anyhow::Result<LambdaReport> {
             let log = logs.join(format!("{function}-{i}.log"));
             let endpoint = endpoint.clone();
             let env = move |addr| lambda_env(function, addr, endpoint.as_deref());
-            let use_counts =
-                (function == "extraction-scheduler" && options.dynamodb == DynamoTarget::Stub).then_some(&counts);
+            let use_counts = (options.dynamodb == DynamoTarget::Stub).then_some(&counts);
             starts.push(start_once(&bin, function, env, use_counts, &log, options.timeout)?);
         }
         let spread = |f: &dyn Fn(&Start) -> Option<f64>| Spread::of(&starts.iter().filter_map(f).collect::<Vec<_>>());

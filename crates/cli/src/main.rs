@@ -43,9 +43,15 @@ enum Command {
         /// Ready clusters.
         #[arg(long, default_value_t = 2)]
         clusters: u32,
-        /// One JSON report per seed instead of a summary.
+        /// One JSON object per seed, a key per strategy, instead of a summary.
         #[arg(long)]
         json: bool,
+        /// Also write an HTML report with plots (of the first seed) here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Only norris's strategy (no baselines): what the CI sweep runs.
+        #[arg(long)]
+        norris_only: bool,
     },
     /// DynamoDB tables.
     Tables {
@@ -64,6 +70,11 @@ enum Command {
     },
     /// Runs one scheduler tick now and prints its report.
     Tick,
+    /// Runs one pass of the cluster health watcher now (what its periodic sweep does) and prints
+    /// its report. Needs `NORRIS_DEPLOYMENT` and the `NORRIS_EMR_*` launch settings.
+    Watch,
+    /// Runs one pass of the rotation handler now (rotation, scale-down, terminations, orphans).
+    Rotate,
     /// Runs (one per job and window).
     Runs {
         #[command(subcommand)]
@@ -154,9 +165,9 @@ enum PoolsCommand {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Command::Sim { seed, seeds, days, jobs, clusters, json } = cli.command {
+    if let Command::Sim { seed, seeds, days, jobs, clusters, json, html, norris_only } = cli.command {
         // The handlers' logs of injected faults would drown the report: the trace tells the story.
-        return simulate(seed, seeds, days, jobs, clusters, json);
+        return simulate(SimArgs { seed, seeds, days, jobs, clusters, json, html, norris_only });
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
@@ -185,6 +196,19 @@ async fn main() -> Result<()> {
             let config = SchedulerConfig { table_prefix: cli.table_prefix.clone(), ..scheduler_defaults()? };
             let livy = norris_livy::LivyClient::new(norris_livy::RetryPolicy::default())?;
             let report = scheduler::scheduler_tick(&store, &livy, SystemClock.now(), &config).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Watch | Command::Rotate => {
+            let env: std::collections::HashMap<String, String> =
+                std::env::vars().chain([("NORRIS_TABLE_PREFIX".to_string(), cli.table_prefix.clone())]).collect();
+            let config = norris_control::clusters::LifecycleConfig::from_env_map(&env)?;
+            let emr = norris_emr::EmrClient::from_env().await?;
+            let livy = norris_livy::LivyClient::new(norris_livy::RetryPolicy::default())?;
+            let now = SystemClock.now();
+            let report = match cli.command {
+                Command::Watch => norris_control::clusters::watch(&store, &emr, &livy, None, now, &config).await?,
+                _ => norris_control::clusters::rotate(&store, &emr, &livy, now, &config).await?,
+            };
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Clusters { command: ClustersCommand::Register { key, size_class, livy, emr_cluster_id } } => {
@@ -322,44 +346,87 @@ async fn list_jobs(store: &DynamoStore) -> Result<()> {
     Ok(())
 }
 
-/// Runs `seeds` simulations from `seed`; fails when any promise was broken, after printing the
-/// seed, the violations and the trace.
-fn simulate(seed: u64, seeds: u64, days: f64, jobs: u32, clusters: u32, json: bool) -> Result<()> {
+/// What `norris sim` was asked.
+struct SimArgs {
+    seed: u64,
+    seeds: u64,
+    days: f64,
+    jobs: u32,
+    clusters: u32,
+    json: bool,
+    html: Option<PathBuf>,
+    norris_only: bool,
+}
+
+/// Runs `seeds` simulations from `seed`, each strategy on the same fault trace; fails when any
+/// promise was broken, after printing the seed, the violations and the trace.
+fn simulate(args: SimArgs) -> Result<()> {
     let mut broken = Vec::new();
-    for s in seed..seed.saturating_add(seeds) {
-        let report = norris_sim::simulate(&norris_sim::SimConfig::new(s, days, jobs, clusters));
-        if json {
-            println!("{}", serde_json::to_string(&report)?);
+    for s in args.seed..args.seed.saturating_add(args.seeds) {
+        let config = norris_sim::SimConfig::new(s, args.days, args.jobs, args.clusters);
+        let reports = if args.norris_only {
+            std::collections::BTreeMap::from([("norris", norris_sim::simulate(&config))])
         } else {
-            println!(
-                "seed {s}: windows expected {} committed {} duplicated {} lost {}; freshness p50 {} s p99 {} s max {} s; \
-                 {} spot losses, recovery p50 {} s p99 {} s; {} rotations, {} clusters launched; \
-                 {} invocations ({} died), {} store operations, {} batches, {} Livy restarts, {} operator retries; {}",
-                report.windows_expected,
-                report.windows_committed,
-                report.windows_duplicated,
-                report.windows_lost,
-                report.freshness_p50_secs,
-                report.freshness_p99_secs,
-                report.freshness_max_secs,
-                report.spot_losses,
-                report.recovery_p50_secs,
-                report.recovery_p99_secs,
-                report.rotations,
-                report.clusters_launched,
-                report.invocations,
-                report.invocations_died,
-                report.store_operations,
-                report.batches_submitted,
-                report.livy_restarts,
-                report.operator_retries,
-                if report.ok() { "ok" } else { "PROMISES BROKEN" }
-            );
+            norris_sim::simulate_strategies(&config)
+        };
+        if args.json {
+            let summary: serde_json::Map<String, Value> = reports
+                .iter()
+                .map(|(k, r)| {
+                    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("freshness_over_time");
+                        o.insert("invariant_violations".into(), r.invariant_violations.len().into());
+                        o.insert(
+                            "violations".into(),
+                            serde_json::to_value(&r.invariant_violations).unwrap_or(Value::Null),
+                        );
+                    }
+                    ((*k).to_string(), v)
+                })
+                .collect();
+            println!("{}", Value::Object(summary));
+        } else {
+            for (key, report) in &reports {
+                println!(
+                    "seed {s} {key:>14}: windows expected {} committed {} duplicated {} lost {}; freshness p50 {} s p99 {} s; \
+                     {} spot losses, recovery p50 {} s p99 {} s; {} rotations, {} clusters; cost: clusters ${:.2}, \
+                     control plane ${:.2}/month; {} invocations ({} died), {} store ops; {}",
+                    report.windows_expected,
+                    report.windows_committed,
+                    report.windows_duplicated,
+                    report.windows_lost,
+                    report.freshness_p50_secs,
+                    report.freshness_p99_secs,
+                    report.spot_losses,
+                    report.recovery_p50_secs,
+                    report.recovery_p99_secs,
+                    report.rotations,
+                    report.clusters_launched,
+                    report.cluster_cost_usd,
+                    report.control_plane_cost_usd_month,
+                    report.invocations,
+                    report.invocations_died,
+                    report.store_operations,
+                    if report.ok() { "ok" } else { "PROMISES BROKEN" }
+                );
+            }
         }
-        if !report.ok() {
-            eprintln!("seed {s}: {}", report.invariant_violations.join("\n  "));
-            eprintln!("trace:\n  {}", report.trace.join("\n  "));
-            broken.push(s);
+        if let (Some(path), true) = (&args.html, s == args.seed) {
+            let title =
+                format!("norris sim: seed {s}, {} days, {} jobs, {} clusters", args.days, args.jobs, args.clusters);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(path, norris_sim::html::report_page(&title, &reports))?;
+            eprintln!("wrote {}", path.display());
+        }
+        for (key, report) in &reports {
+            if !report.ok() {
+                eprintln!("seed {s} {key}: {}", report.invariant_violations.join("\n  "));
+                eprintln!("trace:\n  {}", report.trace.join("\n  "));
+                broken.push(format!("{s} ({key})"));
+            }
         }
     }
     if !broken.is_empty() {

@@ -39,6 +39,19 @@ pub struct LifecycleConfig {
     pub launch_retry_secs: i64,
     /// A deployment-tagged cluster the ledger does not account for is terminated after this.
     pub orphan_grace_secs: i64,
+    /// Where the runs of a lost cluster go.
+    pub failover: Failover,
+}
+
+/// Where the runs of a lost cluster go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Failover {
+    /// At once, to any ready cluster of the pool with room (norris's behaviour).
+    #[default]
+    Warm,
+    /// Only once a cluster launched after the loss is ready: the approach norris replaces
+    /// (relaunch, wait, re-run), kept so the simulator can compare the two on one fault trace.
+    WaitForReplacement,
 }
 
 impl LifecycleConfig {
@@ -67,6 +80,7 @@ impl LifecycleConfig {
                 start_timeout_secs,
                 launch_retry_secs,
                 orphan_grace_secs,
+                failover: Failover::Warm,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -344,10 +358,17 @@ pub async fn move_runs<S: StateStore, B: BatchService>(
     store: &S,
     livy: &B,
     now: UnixTime,
+    failover: Failover,
     report: &mut ClusterReport,
 ) -> Result<usize, StoreError> {
     let clusters = store.list_clusters().await?;
-    let leaving: Vec<&Cluster> = clusters.iter().filter(|c| must_move_runs(c, now)).collect();
+    let replaced = |lost: &Cluster| match (&lost.state, failover) {
+        (ClusterState::Lost { at, .. }, Failover::WaitForReplacement) => clusters
+            .iter()
+            .any(|c| c.size_class == lost.size_class && c.state == ClusterState::Ready && c.created_at >= *at),
+        _ => true,
+    };
+    let leaving: Vec<&Cluster> = clusters.iter().filter(|c| must_move_runs(c, now) && replaced(c)).collect();
     if leaving.is_empty() {
         return Ok(0);
     }
@@ -532,7 +553,7 @@ pub async fn watch<S: StateStore, E: EmrService, B: BatchService>(
     }
     let pools = valid_pools(store).await?;
     observe_clusters(store, emr, livy, &pools, now, config, &mut report).await?;
-    move_runs(store, livy, now, &mut report).await?;
+    move_runs(store, livy, now, config.failover, &mut report).await?;
     plan_pools(store, emr, &pools, now, config, &mut report).await?;
     place_moved(store, livy, now, config, &mut report).await?;
     Ok(report)
@@ -560,7 +581,7 @@ pub async fn migrate<S: StateStore, B: BatchService>(
     config: &LifecycleConfig,
 ) -> Result<ClusterReport, LifecycleError> {
     let mut report = ClusterReport::default();
-    move_runs(store, livy, now, &mut report).await?;
+    move_runs(store, livy, now, config.failover, &mut report).await?;
     place_moved(store, livy, now, config, &mut report).await?;
     Ok(report)
 }

@@ -165,6 +165,9 @@ pub async fn follow_and_commit<S: StateStore, B: BatchService>(
     let world = World { clusters: &clusters, slots: &slots, definitions: &definitions, results_table: &results_table };
     let mut edits = HashMap::new();
     let touched = follow_active_runs(store, batches, now, &world, active, &states, &mut edits, report).await?;
+    // Jobs something was published for, and every due job: a tick that died between publishing
+    // and committing, or between cutting windows and recording them, is completed this way (the
+    // job state alone cannot tell; the simulator found the case where it looked committed).
     let to_commit: BTreeSet<JobId> = touched.union(due_ids).cloned().collect();
     commit_watermarks(store, now, &to_commit, &mut states, &edits, report).await?;
     let mut lags: Vec<(String, i64)> = states

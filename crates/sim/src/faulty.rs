@@ -38,6 +38,7 @@ pub struct FaultyStore<'a> {
     faults: StoreFaults,
     rng: Mutex<SimRng>,
     ops: AtomicU64,
+    writes: AtomicU64,
     /// Raised when the invocation dies; the executor drops it at its next yield.
     pub crashed: Arc<AtomicBool>,
 }
@@ -45,12 +46,24 @@ pub struct FaultyStore<'a> {
 impl<'a> FaultyStore<'a> {
     /// A view of `inner` with `faults`, drawing from `rng`.
     pub fn new(inner: &'a MemoryStore, faults: StoreFaults, rng: SimRng) -> Self {
-        FaultyStore { inner, faults, rng: Mutex::new(rng), ops: AtomicU64::new(0), crashed: Arc::default() }
+        FaultyStore {
+            inner,
+            faults,
+            rng: Mutex::new(rng),
+            ops: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            crashed: Arc::default(),
+        }
     }
 
     /// Operations attempted (the DynamoDB requests this invocation made).
     pub fn ops(&self) -> u64 {
         self.ops.load(Ordering::SeqCst)
+    }
+
+    /// Of those, writes.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
     }
 
     fn fate(&self) -> Fate {
@@ -73,6 +86,9 @@ impl<'a> FaultyStore<'a> {
         operation: &'static str,
         op: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
+        if ["put_", "create_", "update_", "annotate_", "claim_"].iter().any(|p| operation.starts_with(p)) {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+        }
         let unavailable =
             |message: &str| E::from(StoreError::Unavailable { operation, message: format!("{message} (simulated)") });
         match self.fate() {

@@ -21,6 +21,8 @@ pub struct Checker {
     pub duplicated: u64,
     /// For each committed window: seconds from its end to the check that saw it committed.
     pub freshness_secs: Vec<i64>,
+    /// The same, with when each was seen: (virtual seconds since the first window's start, seconds).
+    pub freshness_at: Vec<(i64, i64)>,
 }
 
 impl Checker {
@@ -118,6 +120,7 @@ impl Checker {
                 covered_to = Some(run.window.hi.0);
                 if before.is_none_or(|b| run.window.hi.0 > b) && run.window.hi.0 <= watermark {
                     self.freshness_secs.push(now - run.window.hi.0);
+                    self.freshness_at.push((now - runs[0].window.lo.0, now - run.window.hi.0));
                 }
             }
             if covered_to.is_some_and(|c| c != watermark) {

@@ -14,13 +14,14 @@
 
 mod exec;
 mod faulty;
+pub mod html;
 pub mod invariants;
 pub mod rng;
 
 use exec::{block_on, run_concurrently, Invocation};
 use faulty::{FaultyStore, StoreFaults};
 use invariants::Checker;
-use norris_control::clusters::{rotate, watch, ClusterReport, ClusterSignal, LifecycleConfig};
+use norris_control::clusters::{rotate, watch, ClusterReport, ClusterSignal, Failover, LifecycleConfig};
 use norris_control::{scheduler_tick, SchedulerConfig};
 use norris_model::{
     Attempt, AttemptOutcome, AttemptResult, BatchPhase, Check, ClusterKey, ClusterState, EmrState, RunKey, RunStatus,
@@ -47,7 +48,7 @@ const LAG_SECS: i64 = 60;
 const LIVY_RETAIN_SECS: i64 = 3600;
 const TRACE_LINES: usize = 40;
 /// The watcher's periodic sweep and the rotation handler's schedule.
-const SWEEP_EVERY_SECS: i64 = 300;
+const SWEEP_EVERY_SECS: i64 = 60;
 const ROTATION_EVERY_SECS: i64 = 600;
 /// A spot interruption warning comes this long before the instance is taken.
 const SPOT_WARNING_SECS: i64 = 120;
@@ -75,6 +76,33 @@ pub struct SimConfig {
     pub max_concurrent_batches: u32,
     /// Fault rates.
     pub faults: Faults,
+    /// How clusters and failover are run.
+    pub strategy: Strategy,
+}
+
+/// How clusters and failover are run; the three share one fault trace (the spot interruptions
+/// are drawn from the seed before the run, independent of what the strategy does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// norris: spot task nodes, warm failover to a healthy cluster at once, spot warnings acted on.
+    Norris,
+    /// The approach norris replaces: spot, warnings ignored, a lost cluster's runs wait for its
+    /// relaunched replacement and are re-run there.
+    Baseline,
+    /// norris's handlers on on-demand-only clusters: no spot loss, list price for every node.
+    OnDemandOnly,
+}
+
+impl Strategy {
+    /// The strategy's key in reports.
+    pub fn key(self) -> &'static str {
+        match self {
+            Strategy::Norris => "norris",
+            Strategy::Baseline => "baseline",
+            Strategy::OnDemandOnly => "on_demand_only",
+        }
+    }
 }
 
 impl SimConfig {
@@ -89,6 +117,7 @@ impl SimConfig {
             cluster_max_age_secs: 6 * 3600,
             max_concurrent_batches: 8,
             faults: Faults::default_mix(),
+            strategy: Strategy::Norris,
         }
     }
 }
@@ -233,6 +262,21 @@ pub struct SimReport {
     pub recovery_p50_secs: i64,
     /// See `recovery_p50_secs`.
     pub recovery_p99_secs: i64,
+    /// Cluster node-hours on on-demand and on spot capacity.
+    pub node_hours_on_demand: f64,
+    /// See `node_hours_on_demand`.
+    pub node_hours_spot: f64,
+    /// What those node-hours cost at the list prices in [`prices`] (EC2 + EMR uplift).
+    pub cluster_cost_usd: f64,
+    /// The control plane's AWS cost per 30 days at this rate: Lambda requests and GB-s, DynamoDB
+    /// on-demand request units (EventBridge schedules and AWS service events are free).
+    pub control_plane_cost_usd_month: f64,
+    /// DynamoDB writes and reads over the run (each counted as one request unit: items are small).
+    pub store_writes: u64,
+    /// See `store_writes`.
+    pub store_reads: u64,
+    /// Freshness samples over time: (virtual seconds since start, seconds from window end to commit).
+    pub freshness_over_time: Vec<(i64, i64)>,
     /// The last events before the end or the first violation.
     pub trace: Vec<String>,
 }
@@ -277,8 +321,11 @@ struct World {
     boots: BTreeMap<String, (i64, i64)>,
     /// Per EMR cluster: when a spot interruption takes its primary node.
     doomed: BTreeMap<String, i64>,
-    /// EMR clusters the world has already seen end.
-    ended: BTreeSet<String>,
+    /// EMR clusters the world has already seen end, and when.
+    ended: BTreeMap<String, i64>,
+    /// The fault trace's spot interruptions, drawn before the run: (when, which live cluster
+    /// (index among the clusters up, by id, modulo their number), warning delivered).
+    spot_plan: VecDeque<(i64, u64, bool)>,
     /// Livy batch instances already turned into apps, by (endpoint, batch id, name).
     seen_batches: BTreeSet<(String, i64, String)>,
     /// Each server's submission count when its batches were last looked at.
@@ -309,8 +356,9 @@ enum Delivery {
     Rotate,
 }
 
-/// A handler's future: what to log, and how many clusters it started draining.
-type Boxed<'a> = Pin<Box<dyn Future<Output = (String, u64)> + 'a>>;
+/// A handler's future: what to log, how many clusters it started draining, and whether it wrote
+/// nothing (a quiet watcher pass: the checks after it would find what they found before).
+type Boxed<'a> = Pin<Box<dyn Future<Output = (String, u64, bool)> + 'a>>;
 
 /// Runs one simulation.
 pub fn simulate(config: &SimConfig) -> SimReport {
@@ -387,7 +435,9 @@ impl World {
             start_timeout_secs: 2700,
             launch_retry_secs: 600,
             orphan_grace_secs: 1800,
+            failover: if config.strategy == Strategy::Baseline { Failover::WaitForReplacement } else { Failover::Warm },
         };
+        let spot_plan = spot_plan(&config);
         let first_tick = rng.range(0, TICK_EVERY_SECS - 1);
         let emr = MemoryEmr::new();
         emr.set_now(T0);
@@ -416,6 +466,13 @@ impl World {
             recovery_secs: Vec::new(),
             recovery_p50_secs: 0,
             recovery_p99_secs: 0,
+            node_hours_on_demand: 0.0,
+            node_hours_spot: 0.0,
+            cluster_cost_usd: 0.0,
+            control_plane_cost_usd_month: 0.0,
+            store_writes: 0,
+            store_reads: 0,
+            freshness_over_time: Vec::new(),
             trace: Vec::new(),
         };
         World {
@@ -426,7 +483,8 @@ impl World {
             lifecycle,
             boots: BTreeMap::new(),
             doomed: BTreeMap::new(),
-            ended: BTreeSet::new(),
+            ended: BTreeMap::new(),
+            spot_plan,
             seen_batches: BTreeSet::new(),
             submissions_seen: BTreeMap::new(),
             apps: Vec::new(),
@@ -539,11 +597,46 @@ impl World {
     /// warning that sometimes does not come), and a cluster that ends takes its Livy server and
     /// Spark applications with it.
     fn clusters_world(&mut self, now: i64, faults: &Faults) {
-        let per_step_loss = faults.spot_interruptions_per_month * STEP_SECS as f64 / (30.0 * 86_400.0);
+        let mut up: Vec<String> = self
+            .emr
+            .clusters()
+            .into_iter()
+            .filter(|c| c.state.is_up() && !self.doomed.contains_key(&c.id))
+            .map(|c| c.id)
+            .collect();
+        up.sort();
+        while self.spot_plan.front().is_some_and(|(at, _, _)| *at <= now) {
+            let Some((_, pick, warned)) = self.spot_plan.pop_front() else { break };
+            if up.is_empty() || self.config.strategy == Strategy::OnDemandOnly || now >= T0.0 + self.config.fault_secs {
+                continue;
+            }
+            let id = up.remove((pick % up.len() as u64) as usize);
+            self.doomed.insert(id.clone(), now + SPOT_WARNING_SECS);
+            // The loss counts from when spot takes the node, with the runs on the cluster now
+            // (a strategy that acts on the warning may have moved them by then: recovery 0).
+            self.report.spot_losses += 1;
+            if let Some(key) = self.emr.clusters().into_iter().find(|c| c.id == id).and_then(|c| c.launch_key()) {
+                let runs: BTreeSet<String> = self
+                    .store
+                    .all_runs()
+                    .into_iter()
+                    .filter(|r| r.status.is_unfinished() && r.status.cluster() == Some(&key))
+                    .map(|r| r.key().to_string())
+                    .collect();
+                self.losses.push((now + SPOT_WARNING_SECS, key, runs));
+            }
+            // The approach norris replaces had no handling of the warning.
+            if warned && self.config.strategy != Strategy::Baseline {
+                let instance_id = MemoryEmr::primary_instance(&id);
+                self.send_event(now, Some(ClusterSignal::InstanceInterrupted { instance_id }), faults);
+            }
+        }
         for cluster in self.emr.clusters() {
             let id = cluster.id.clone();
             if cluster.state.is_ending() {
-                if self.ended.insert(id.clone()) {
+                if !self.ended.contains_key(&id) {
+                    self.doomed.remove(&id);
+                    self.ended.insert(id.clone(), now);
                     self.cluster_ended(now, &cluster, faults);
                 }
                 continue;
@@ -573,30 +666,9 @@ impl World {
                 Some(at) if at <= now => {
                     self.doomed.remove(&id);
                     self.emr.set_state(&id, EmrState::TerminatedWithErrors, Some("INSTANCE_FAILURE"));
-                    self.report.spot_losses += 1;
                     self.log(now, format!("spot took the primary node of {id}"));
-                    let key = cluster.launch_key();
-                    if let Some(key) = key {
-                        let runs: BTreeSet<String> = self
-                            .store
-                            .all_runs()
-                            .into_iter()
-                            .filter(|r| r.status.is_unfinished() && r.status.cluster() == Some(&key))
-                            .map(|r| r.key().to_string())
-                            .collect();
-                        self.losses.push((now, key, runs));
-                    }
                 }
-                Some(_) => {}
-                None => {
-                    if self.rng.chance(per_step_loss) {
-                        self.doomed.insert(id.clone(), now + SPOT_WARNING_SECS);
-                        if self.rng.chance(faults.spot_warning_delivered) {
-                            let instance_id = MemoryEmr::primary_instance(&id);
-                            self.send_event(now, Some(ClusterSignal::InstanceInterrupted { instance_id }), faults);
-                        }
-                    }
-                }
+                _ => {}
             }
         }
     }
@@ -772,7 +844,7 @@ impl World {
             .collect();
         let at = UnixTime(now);
         let (livy, emr, lifecycle) = (&self.livy, &self.emr, &self.lifecycle);
-        let invocations: Vec<Invocation<'_, (String, u64)>> = stores
+        let invocations: Vec<Invocation<'_, (String, u64, bool)>> = stores
             .iter()
             .zip(&deliveries)
             .map(|(store, delivery)| {
@@ -796,7 +868,7 @@ impl World {
                                 ),
                                 Err(e) => format!("tick failed: {e}"),
                             };
-                            (line, 0)
+                            (line, 0, false)
                         }),
                         Delivery::Watch(signal) => Box::pin(async move {
                             let result = watch(store, emr, livy, signal.as_ref(), at, lifecycle).await;
@@ -811,16 +883,20 @@ impl World {
             .collect();
         let outcomes = run_concurrently(invocations, &mut self.rng);
         let mut lines = Vec::new();
+        let mut quiet = true;
         for (store, outcome) in stores.iter().zip(outcomes) {
             self.report.invocations += 1;
             self.report.store_operations += store.ops();
+            self.report.store_writes += store.writes();
             lines.push(match outcome {
                 None => {
                     self.report.invocations_died += 1;
+                    quiet = false;
                     format!("invocation died after {} store operations", store.ops())
                 }
-                Some((line, drained)) => {
+                Some((line, drained, was_quiet)) => {
                     self.report.rotations += drained;
+                    quiet &= was_quiet;
                     line
                 }
             });
@@ -829,7 +905,9 @@ impl World {
         for line in lines {
             self.log(now, line);
         }
-        self.check(now);
+        if !quiet {
+            self.check(now);
+        }
     }
 
     /// The on-call operator: a run that exhausted its attempts raises an alarm; some time later a
@@ -889,7 +967,7 @@ impl World {
                 })
             });
             if back {
-                recovered.push((i, now - at));
+                recovered.push((i, (now - at).max(0)));
             }
         }
         for (i, secs) in recovered.into_iter().rev() {
@@ -926,10 +1004,19 @@ impl World {
             let watermark = states.iter().find(|s| s.job_id.as_str() == id).map_or(T0.0, |s| s.watermark.0.max(T0.0));
             committed += ((watermark.min(due_by) - T0.0) / INTERVAL_SECS).max(0) as u64;
             if watermark < due_by && self.report.invariant_violations.is_empty() {
+                // What holds the watermark: the run at it.
+                let stuck = self
+                    .store
+                    .all_runs()
+                    .into_iter()
+                    .find(|r| r.job_id.as_str() == id && r.window.lo.0 == watermark)
+                    .map_or("no run".to_string(), |r| {
+                        format!("{:?} attempt {} ({:?})", r.status, r.attempt, r.last_outcome)
+                    });
                 self.violation(
                     end,
                     format!(
-                        "liveness: {id} committed up to t+{}s, not t+{}s, {}s after the faults healed",
+                        "liveness: {id} committed up to t+{}s, not t+{}s, {}s after the faults healed; the run there: {stuck}",
                         watermark - T0.0,
                         due_by - T0.0,
                         self.config.heal_secs
@@ -980,6 +1067,9 @@ impl World {
         self.report.batches_submitted =
             self.emr.clusters().iter().filter_map(|c| c.livy_endpoint()).map(|e| self.livy.submissions(&e)).sum();
         self.report.clusters_launched = self.emr.launches();
+        self.report.store_reads = self.report.store_operations - self.report.store_writes;
+        self.report.freshness_over_time = self.checker.freshness_at.clone();
+        self.costs();
         let mut recovery = self.report.recovery_secs.clone();
         recovery.sort_unstable();
         let at = |q: f64| recovery.get(((recovery.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or(0);
@@ -990,27 +1080,115 @@ impl World {
     }
 }
 
+impl World {
+    /// Cluster node-hours by market and their cost; the control plane's cost per month.
+    fn costs(&mut self) {
+        let end = T0.0 + self.config.fault_secs + self.config.heal_secs;
+        let on_demand_only = self.config.strategy == Strategy::OnDemandOnly;
+        let (mut od, mut spot, mut usd) = (0.0, 0.0, 0.0);
+        for c in self.emr.clusters() {
+            let from = c.created_at.map_or(T0.0, |t| t.0);
+            let to = self.ended.get(&c.id).copied().unwrap_or(end);
+            let hours = (to - from).max(0) as f64 / 3600.0;
+            // The sim's pool: primary and core one m7g.xlarge each on demand; task 2 m7g.2xlarge.
+            od += 2.0 * hours;
+            usd += 2.0 * hours * (prices::M7G_XLARGE + prices::EMR_M7G_XLARGE);
+            if on_demand_only {
+                od += 2.0 * hours;
+                usd += 2.0 * hours * (prices::M7G_2XLARGE + prices::EMR_M7G_2XLARGE);
+            } else {
+                spot += 2.0 * hours;
+                usd += 2.0 * hours * (prices::M7G_2XLARGE * prices::SPOT_SHARE + prices::EMR_M7G_2XLARGE);
+            }
+        }
+        self.report.node_hours_on_demand = od;
+        self.report.node_hours_spot = spot;
+        self.report.cluster_cost_usd = (usd * 100.0).round() / 100.0;
+        let month = 30.0 * 86_400.0 / (self.config.fault_secs + self.config.heal_secs) as f64;
+        let invocations = self.report.invocations as f64 * month;
+        let lambda = invocations * (prices::LAMBDA_PER_REQUEST + prices::LAMBDA_GB_SECOND * prices::ASSUMED_GB_SECONDS);
+        let dynamo = (self.report.store_writes as f64 * prices::DYNAMO_WRITE_UNIT
+            + self.report.store_reads as f64 * prices::DYNAMO_READ_UNIT)
+            * month;
+        self.report.control_plane_cost_usd_month = ((lambda + dynamo) * 100.0).round() / 100.0;
+    }
+}
+
+/// List prices (us-east-1) the cost figures use. EC2 and EMR prices are on-demand list prices per
+/// node-hour as published for late 2025; spot is taken at a fixed share of on-demand (spot prices
+/// move; the share is the assumption to change). Lambda and DynamoDB as in reference.md.
+pub mod prices {
+    /// m7g.xlarge on demand, per hour.
+    pub const M7G_XLARGE: f64 = 0.1632;
+    /// m7g.2xlarge on demand, per hour.
+    pub const M7G_2XLARGE: f64 = 0.3264;
+    /// EMR's uplift for m7g.xlarge, per hour.
+    pub const EMR_M7G_XLARGE: f64 = 0.0408;
+    /// EMR's uplift for m7g.2xlarge, per hour.
+    pub const EMR_M7G_2XLARGE: f64 = 0.0816;
+    /// Spot price as a share of on demand (assumed).
+    pub const SPOT_SHARE: f64 = 0.4;
+    /// Lambda, per request.
+    pub const LAMBDA_PER_REQUEST: f64 = 0.20 / 1e6;
+    /// Lambda x86, per GB-second.
+    pub const LAMBDA_GB_SECOND: f64 = 0.000_016_666_7;
+    /// GB-seconds per invocation assumed: 512 MB for 0.5 s (the functions mostly wait on the network).
+    pub const ASSUMED_GB_SECONDS: f64 = 0.25;
+    /// DynamoDB on demand, per write request unit.
+    pub const DYNAMO_WRITE_UNIT: f64 = 0.625 / 1e6;
+    /// DynamoDB on demand, per (strongly consistent) read request unit.
+    pub const DYNAMO_READ_UNIT: f64 = 0.125 / 1e6;
+}
+
+/// The fault trace's spot interruptions: a Poisson process at the configured rate per cluster,
+/// for as many clusters as the pool keeps, drawn from the seed alone.
+fn spot_plan(config: &SimConfig) -> VecDeque<(i64, u64, bool)> {
+    let mut rng = SimRng::new(config.seed ^ 0x5107_5107);
+    let per_sec = config.faults.spot_interruptions_per_month * f64::from(config.clusters) / (30.0 * 86_400.0);
+    let mut plan = VecDeque::new();
+    if per_sec <= 0.0 {
+        return plan;
+    }
+    let mut t = T0.0 as f64;
+    loop {
+        t += -(1.0 - rng.unit()).ln() / per_sec;
+        if t >= (T0.0 + config.fault_secs) as f64 {
+            return plan;
+        }
+        plan.push_back((t as i64, rng.next_u64(), rng.chance(config.faults.spot_warning_delivered)));
+    }
+}
+
+/// The three strategies on one fault trace.
+pub fn simulate_strategies(config: &SimConfig) -> BTreeMap<&'static str, SimReport> {
+    [Strategy::Norris, Strategy::Baseline, Strategy::OnDemandOnly]
+        .into_iter()
+        .map(|strategy| (strategy.key(), simulate(&SimConfig { strategy, ..config.clone() })))
+        .collect()
+}
+
 fn describe_lifecycle(
     what: &str,
     result: Result<ClusterReport, norris_control::clusters::LifecycleError>,
-) -> (String, u64) {
+) -> (String, u64, bool) {
     match result {
-        Ok(r) => (
-            format!(
-            "{what}: ready {:?} lost {:?} launched {:?} drained {:?} terminated {:?} moved {} placed {} orphans {:?} \
-             failures {}",
-            r.became_ready,
-            r.lost,
-            r.launched,
-            r.drained,
-            r.terminated,
-            r.runs_moved,
-            r.runs_placed_again,
-            r.orphans_terminated,
-            r.failures.len()
-        ),
-            r.drained.len() as u64,
-        ),
-        Err(e) => (format!("{what} failed: {e}"), 0),
+        Ok(r) => {
+            let line = format!(
+                "{what}: ready {:?} lost {:?} launched {:?} drained {:?} terminated {:?} moved {} placed {} \
+                 orphans {:?} failures {}",
+                r.became_ready,
+                r.lost,
+                r.launched,
+                r.drained,
+                r.terminated,
+                r.runs_moved,
+                r.runs_placed_again,
+                r.orphans_terminated,
+                r.failures.len()
+            );
+            let quiet = r == ClusterReport::default();
+            (line, r.drained.len() as u64, quiet)
+        }
+        Err(e) => (format!("{what} failed: {e}"), 0, false),
     }
 }

@@ -1,10 +1,16 @@
 """`make demo`: norris's main job, locally.
 
 This script plays the world around the control plane — a MariaDB source receiving a steady stream
-of inserts and updates, a local cluster (a moto EMR record plus a Livy stand-in running real
-spark-submit), and EventBridge's schedule (it runs `norris tick`, one process per tick, as Lambda
-would run one invocation). The control plane itself is the Rust `norris` binary. At the end it
-compares each source table with the lake's current view and writes target/demo/report.json.
+of inserts and updates; local clusters (moto EMR records that the cluster supervisor gives a Livy
+stand-in each, running real spark-submit, and takes it away with its Spark applications when the
+cluster is terminated); EventBridge's schedules (it runs `norris watch` and `norris tick` every
+demo tick and `norris rotate` every few ticks, one process per invocation, as Lambda would run one
+invocation per event); and fate: one spot loss (a cluster terminated while windows run on it) and
+one EC2 rebalance recommendation for a primary node, which rotates that cluster. The control plane
+itself is the Rust `norris` binary: it launches the pool's clusters, notices the loss, replaces the
+cluster once, moves the runs, rotates make-before-break. At the end it terminates every cluster the
+demo launched, compares each source table with the lake's current view and writes
+target/demo/report.json.
 
 Run it through `make demo` (which starts and stops the local world); it stops what it starts,
 also on Ctrl-C or failure.
@@ -17,11 +23,13 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -29,11 +37,51 @@ import pymysql
 
 ROOT = Path(__file__).resolve().parents[3]
 NORRIS = ROOT / "target" / "debug" / "norris"
-STANDIN = ROOT / "tests" / "local" / "livy_standin" / "livy_standin.py"
+REBALANCE = ROOT / "target" / "debug" / "rebalance-recommendation"
+SUPERVISOR = ROOT / "tests" / "local" / "cluster_supervisor" / "cluster_supervisor.py"
 OUT = ROOT / "target" / "demo"
 TABLES = ("orders", "customers", "payments")
 INTERVAL_SECS = 60
 DB = {"host": "127.0.0.1", "port": 3306, "user": "norris", "password": "norris-local"}
+# What a deployment's stack gives the lifecycle Lambdas; moto checks only the shapes.
+LIFECYCLE_ENV = {
+    "NORRIS_EMR_SERVICE_ROLE": "norris-demo-emr-service",
+    "NORRIS_EMR_INSTANCE_PROFILE": "norris-demo-emr-nodes",
+    "NORRIS_EMR_SUBNET_IDS": "subnet-0demo1,subnet-0demo2",
+    "NORRIS_EMR_PRIMARY_SECURITY_GROUP": "sg-0demoprimary",
+    "NORRIS_EMR_CORE_SECURITY_GROUP": "sg-0democore",
+    "NORRIS_EMR_LOG_URI": "s3://norris-demo-logs/emr/",
+    # Runs on a draining cluster get this long to finish before they are moved.
+    "NORRIS_DRAIN_SECS": "180",
+}
+POOL = {
+    "size_class": "small",
+    "emr_release": "emr-7.5.0",
+    "primary": {
+        "instance_types": [{"instance_type": "m7g.xlarge"}],
+        "on_demand_capacity": 1,
+    },
+    "core": {
+        "instance_types": [{"instance_type": "m7g.xlarge"}],
+        "on_demand_capacity": 1,
+    },
+    "task": {
+        "instance_types": [
+            {"instance_type": "m7g.2xlarge", "weighted_capacity": 2},
+            {"instance_type": "m6g.2xlarge", "weighted_capacity": 2},
+        ],
+        "spot_capacity": 4,
+        "spot": {
+            "allocation_strategy": "price-capacity-optimized",
+            "timeout_minutes": 10,
+        },
+    },
+    "min_clusters": 1,
+    "max_clusters": 3,
+    "max_concurrent_batches": 8,
+}
+LIVE_STATES = ["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "TERMINATING"]
+BATCH_NAME = re.compile(r"^norris-(.+)-(\d+)-a(\d+)$")
 
 
 def log(msg: str) -> None:
@@ -42,7 +90,8 @@ def log(msg: str) -> None:
 
 def norris(*args: str, prefix: str) -> str:
     """Runs the norris command against this demo's tables and returns its stdout."""
-    env = dict(os.environ, NORRIS_TABLE_PREFIX=prefix)
+    env = dict(os.environ, NORRIS_TABLE_PREFIX=prefix, NORRIS_DEPLOYMENT=prefix)
+    env.update(LIFECYCLE_ENV)
     out = subprocess.run(
         [str(NORRIS), *args], env=env, capture_output=True, text=True, check=False
     )
@@ -150,35 +199,244 @@ def job_definition(
     }
 
 
-def start_standin(workdir: Path) -> tuple[subprocess.Popen, str]:
-    ready = workdir / "livy.port"
+def start_supervisor(prefix: str, workdir: Path) -> tuple[subprocess.Popen, Path]:
+    """The local clusters of this demo's deployment: a Livy stand-in per live moto EMR cluster
+    norris launches, gone with its Spark applications when the cluster is terminated."""
+    ready = workdir / "supervisor.ready"
+    state = workdir / "supervisor.json"
     ready.unlink(missing_ok=True)
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
     proc = subprocess.Popen(
         [
             sys.executable,
-            str(STANDIN),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
+            str(SUPERVISOR),
+            "--deployment",
+            prefix,
+            "--log-dir",
+            str(workdir),
+            "--state-file",
+            str(state),
             "--ready-file",
             str(ready),
-            "--log-dir",
-            str(workdir / "livy-logs"),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=(workdir / "livy-standin.log").open("w"),
+        stderr=(workdir / "cluster-supervisor.log").open("w"),
     )
     deadline = time.monotonic() + 30
-    while not (ready.exists() and ready.read_text().strip()):
+    while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(
-                "the Livy stand-in did not start; see target/demo/livy-standin.log"
+                f"the cluster supervisor did not start; see {workdir / 'cluster-supervisor.log'}"
             )
         time.sleep(0.1)
-    return proc, f"http://127.0.0.1:{ready.read_text().strip()}"
+    return proc, state
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(timeout=60)
+
+
+def standins(state_file: Path) -> dict[str, dict]:
+    """EMR id -> the supervisor's view of its stand-in."""
+    try:
+        return json.loads(state_file.read_text())["clusters"]
+    except (OSError, ValueError):
+        return {}
+
+
+def cluster_records(prefix: str) -> list[dict]:
+    """norris's cluster records (`norris clusters list`): key, state, EMR id, Livy endpoint."""
+    records = []
+    for line in norris("clusters", "list", prefix=prefix).splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        record = {"key": parts[0], "state": parts[2], "emr_id": "", "endpoint": ""}
+        for extra in parts[3:]:
+            if extra.startswith("j-"):
+                record["emr_id"] = extra
+            elif extra.startswith("http"):
+                record["endpoint"] = extra
+        records.append(record)
+    return records
+
+
+def norris_batches(endpoint: str) -> list[tuple[str, int, int, str]]:
+    """(job, window_lo, attempt, state) of the norris batches Livy holds at `endpoint`."""
+    try:
+        with urllib.request.urlopen(f"{endpoint}/batches?size=1000", timeout=10) as r:
+            sessions = json.load(r)["sessions"]
+    except OSError:
+        return []
+    out = []
+    for batch in sessions:
+        match = BATCH_NAME.match(batch.get("name") or "")
+        if match:
+            out.append((match[1], int(match[2]), int(match[3]), batch["state"]))
+    return out
+
+
+def live_batches(endpoint: str) -> list[tuple[str, int, int]]:
+    """(job, window_lo, attempt) of the norris batches Livy runs at `endpoint` right now."""
+    return [
+        (job, lo, attempt)
+        for job, lo, attempt, state in norris_batches(endpoint)
+        if state in ("starting", "running")
+    ]
+
+
+def spark_running(endpoint: str) -> bool:
+    """Whether a Spark application of norris's runs at `endpoint` (its driver started)."""
+    return any(state == "running" for *_, state in norris_batches(endpoint))
+
+
+def deployment_clusters(emr, prefix: str, states: list[str] | None = None) -> list[str]:
+    """EMR ids of the clusters tagged with this demo's deployment (in `states`, or any)."""
+    ids = []
+    kwargs = {"ClusterStates": states} if states else {}
+    for page in emr.get_paginator("list_clusters").paginate(**kwargs):
+        for summary in page["Clusters"]:
+            if not summary["Name"].startswith(f"{prefix}-"):
+                continue
+            tags = emr.describe_cluster(ClusterId=summary["Id"])["Cluster"].get(
+                "Tags", []
+            )
+            if {"Key": "norris:deployment", "Value": prefix} in tags:
+                ids.append(summary["Id"])
+    return ids
+
+
+def run_state(prefix: str, job_id: str, window_lo: int) -> tuple[int, str] | None:
+    """(attempt, status) of one run, from `norris runs list`."""
+    for run in published_runs(prefix, job_id):
+        if run["window_lo"] == window_lo:
+            return run["attempt"], run["status"]
+    return None
+
+
+def log_lifecycle(handler: str, report: dict) -> None:
+    """One line for what a lifecycle pass changed, if anything."""
+    events = [
+        f"{what} {', '.join(map(str, report[what]))}"
+        for what in ("launched", "became_ready", "drained", "terminated")
+        if report[what]
+    ]
+    events += [f"lost {key} ({why})" for key, why in report["lost"]]
+    if report["runs_moved"]:
+        events.append(f"moved {report['runs_moved']} run(s)")
+    if report["failures"]:
+        events.append(f"failures (retried next pass): {report['failures']}")
+    if events:
+        log(f"{handler}: " + "; ".join(events))
+
+
+class Fate:
+    """What the demo does to the clusters, and what it measures of norris's answers: one spot
+    loss (the recovery time: loss to the runs that were on the lost cluster running again, as
+    the run ledger shows them: a new attempt submitted to a live cluster) and one rotation."""
+
+    def __init__(self, prefix: str, started: float, emr) -> None:
+        self.prefix = prefix
+        self.started = started
+        self.emr = emr
+        self.loss: dict | None = None
+        self.rotation: dict | None = None
+
+    def at(self) -> float:
+        return round(time.monotonic() - self.started, 1)
+
+    def step(self, records: list[dict]) -> None:
+        ready = [r for r in records if r["state"] == "ready" and r["endpoint"]]
+        now = time.monotonic()
+        if self.loss is None and now - self.started >= 40:
+            for record in ready:
+                if spark_running(record["endpoint"]):
+                    self._lose(record, live_batches(record["endpoint"]))
+                    return
+        if self.loss is not None and "recovered_at" not in self.loss:
+            self._check_recovery()
+        if (
+            self.rotation is None
+            and self.loss is not None
+            and "recovered_at" in self.loss
+            and now - self.loss["recovered_at"] >= 20
+        ):
+            for record in ready:
+                if spark_running(record["endpoint"]):
+                    self._rebalance(record)
+                    return
+        if self.rotation is not None and "terminated_at" not in self.rotation:
+            old = next(r for r in records if r["key"] == self.rotation["cluster"])
+            if old["state"] == "draining" and "draining_at" not in self.rotation:
+                self.rotation["draining_at"] = self.at()
+                log(f"rotation: {old['key']} drains (its replacement is ready)")
+            if old["state"] == "terminated":
+                self.rotation["terminated_at"] = self.at()
+                log(
+                    f"rotation: {old['key']} terminated once nothing of norris's ran on it"
+                )
+
+    def _lose(self, record: dict, runs: list[tuple[str, int, int]]) -> None:
+        self.emr.terminate_job_flows(JobFlowIds=[record["emr_id"]])
+        self.loss = {
+            "cluster": record["key"],
+            "emr_id": record["emr_id"],
+            "runs": runs,
+            "lost_at": time.monotonic(),
+            "at": self.at(),
+        }
+        log(
+            f"SPOT LOSS: EMR cluster {record['emr_id']} ({record['key']}) terminated with "
+            f"{len(runs)} run(s) on it: "
+            + ", ".join(
+                f"{j.split('.')[-1]} {dt.datetime.fromtimestamp(lo, dt.UTC):%H:%M} a{a}"
+                for j, lo, a in runs
+            )
+        )
+
+    def _check_recovery(self) -> None:
+        assert self.loss is not None
+        for job_id, window_lo, attempt in self.loss["runs"]:
+            state = run_state(self.prefix, job_id, window_lo)
+            if state is None or state[0] <= attempt:
+                return
+            if state[1] not in ("running", "published"):
+                return
+        self.loss["recovered_at"] = time.monotonic()
+        self.loss["recovery_secs"] = round(
+            self.loss["recovered_at"] - self.loss["lost_at"], 1
+        )
+        log(
+            f"recovered: the runs of {self.loss['cluster']} run again "
+            f"{self.loss['recovery_secs']} s after the loss"
+        )
+
+    def _rebalance(self, record: dict) -> None:
+        env = dict(os.environ, NORRIS_TABLE_PREFIX=self.prefix)
+        out = subprocess.run(
+            [str(REBALANCE), record["key"]],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"rebalance recommendation failed: {out.stderr.strip()}")
+        self.rotation = {"cluster": record["key"], "at": self.at()}
+        log(
+            f"REBALANCE RECOMMENDATION for the primary node of {record['key']}: "
+            "it is due for rotation now (make-before-break)"
+        )
+
+    def done(self) -> bool:
+        return (
+            self.loss is not None
+            and "recovered_at" in self.loss
+            and self.rotation is not None
+            and "terminated_at" in self.rotation
+        )
 
 
 def watermarks(prefix: str) -> dict[str, str]:
@@ -279,6 +537,15 @@ def main() -> int:
     parser.add_argument(
         "--tick-secs", type=float, default=5.0, help="the compressed scheduler interval"
     )
+    parser.add_argument(
+        "--rotate-every", type=int, default=3, help="`norris rotate` every N ticks"
+    )
+    parser.add_argument(
+        "--min-clusters",
+        type=int,
+        default=1,
+        help="the pool's min_clusters (2: a warm peer takes a lost cluster's runs at once)",
+    )
     parser.add_argument("--settle-timeout-secs", type=int, default=600)
     args = parser.parse_args()
 
@@ -287,6 +554,8 @@ def main() -> int:
     prefix = f"demo{stamp}"
     database = f"norris_demo_{stamp}"
     lake = OUT / "lake" / prefix
+    cluster_dir = OUT / "clusters" / prefix
+    cluster_dir.mkdir(parents=True, exist_ok=True)
     cleanup: list = []
 
     def stop_everything() -> None:
@@ -299,6 +568,14 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
+        # The demo's rotation plays a rebalance recommendation through this helper (see
+        # tests/src/bin/rebalance_recommendation.rs); `make demo` builds only the norris binary.
+        subprocess.run(
+            ["cargo", "build", "-q", "--locked", "-p", "norris-e2e", "--bin"]
+            + ["rebalance-recommendation"],
+            cwd=ROOT,
+            check=True,
+        )
         log(f"tables (prefix {prefix}), source database {database}")
         norris("tables", "create", prefix=prefix)
         setup_source(database)
@@ -309,55 +586,23 @@ def main() -> int:
             ),
         )["ARN"]
 
-        log(
-            "local cluster: an EMR record on moto and a Livy stand-in running real spark-submit"
-        )
         emr = boto3.client("emr")
-        cluster_id = emr.run_job_flow(
-            Name=f"norris-{prefix}-small-g1",
-            ReleaseLabel="emr-7.5.0",
-            Applications=[{"Name": "Spark"}, {"Name": "Livy"}],
-            Instances={
-                "InstanceGroups": [
-                    {
-                        "Name": "primary",
-                        "InstanceRole": "MASTER",
-                        "Market": "ON_DEMAND",
-                        "InstanceType": "m7g.xlarge",
-                        "InstanceCount": 1,
-                    },
-                    {
-                        "Name": "core",
-                        "InstanceRole": "CORE",
-                        "Market": "SPOT",
-                        "InstanceType": "m7g.xlarge",
-                        "InstanceCount": 1,
-                    },
-                ],
-                "KeepJobFlowAliveWhenNoSteps": True,
-            },
-            JobFlowRole="EMR_EC2_DefaultRole",
-            ServiceRole="EMR_DefaultRole",
-            Tags=[
-                {"Key": "norris:deployment", "Value": prefix},
-                {"Key": "norris:pool", "Value": "small"},
-            ],
-        )["JobFlowId"]
-        cleanup.append(lambda: emr.terminate_job_flows(JobFlowIds=[cluster_id]))
-        standin, endpoint = start_standin(OUT)
-        cleanup.append(lambda: (standin.terminate(), standin.wait(timeout=30)))
-        norris(
-            "clusters",
-            "register",
-            "--key",
-            "local-small-g1",
-            "--size-class",
-            "small",
-            "--livy",
-            endpoint,
-            "--emr-cluster-id",
-            cluster_id,
-            prefix=prefix,
+        supervisor, supervisor_state = start_supervisor(prefix, cluster_dir)
+        cleanup.append(lambda: stop_process(supervisor))
+        # If the demo fails, whatever it launched is terminated (the supervisor then stops the
+        # stand-ins), before the supervisor itself stops.
+        cleanup.append(
+            lambda: [
+                emr.terminate_job_flows(JobFlowIds=[c])
+                for c in deployment_clusters(emr, prefix, LIVE_STATES)
+            ]
+        )
+        pool_file = OUT / "pool-small.json"
+        pool_file.write_text(json.dumps(POOL | {"min_clusters": args.min_clusters}))
+        norris("pools", "put", str(pool_file), prefix=prefix)
+        log(
+            f"pool small: min {args.min_clusters}, max 3 clusters, launched by norris on moto's EMR; each gets "
+            "a Livy stand-in running real spark-submit from the cluster supervisor"
         )
 
         start_at = stamp // INTERVAL_SECS * INTERVAL_SECS
@@ -389,14 +634,23 @@ def main() -> int:
         writers = Writers(database)
         writers.start()
         cleanup.append(lambda: writers.stop_event.set())
-        write_until = time.monotonic() + args.write_secs
+        started = time.monotonic()
+        fate = Fate(prefix, started, emr)
+        write_until = started + args.write_secs
         log(
-            f"writers running for {args.write_secs} s; ticking every {args.tick_secs} s"
+            f"writers running for {args.write_secs} s; every {args.tick_secs} s: norris watch, "
+            f"norris tick; norris rotate every {args.rotate_every} ticks"
         )
         stop_at = None
         target = None
         settle_deadline = None
+        ticks = 0
+        shown_clusters = ""
         while True:
+            ticks += 1
+            # The cluster health watcher's sweep, the scheduler, and (every few ticks) the
+            # rotation handler, in this order; each line is logged as its invocation ends.
+            log_lifecycle("watch", json.loads(norris("watch", prefix=prefix)))
             report = json.loads(norris("tick", prefix=prefix))
             marks = watermarks(prefix)
             log(
@@ -409,6 +663,18 @@ def main() -> int:
                     if v != "-"
                 )
             )
+            if ticks % args.rotate_every == 0:
+                log_lifecycle("rotate", json.loads(norris("rotate", prefix=prefix)))
+            records = cluster_records(prefix)
+            summary = ", ".join(
+                f"{r['key']} {r['state']}"
+                for r in records
+                if r["state"] != "terminated"
+            )
+            if summary != shown_clusters:
+                log(f"clusters: {summary}")
+                shown_clusters = summary
+            fate.step(records)
             if writers.error:
                 raise RuntimeError(f"writer failed: {writers.error}")
             if stop_at is None and time.monotonic() >= write_until:
@@ -429,11 +695,49 @@ def main() -> int:
                     for k, v in marks.items()
                     if k != "demo.refunds" and v != "-"
                 }
-                if len(wm) == len(TABLES) and all(v >= target for v in wm.values()):
+                committed = len(wm) == len(TABLES) and all(
+                    v >= target for v in wm.values()
+                )
+                if committed and fate.done():
                     break
                 if time.monotonic() > settle_deadline:
-                    raise RuntimeError("the last windows did not commit in time")
+                    raise RuntimeError(
+                        "the last windows did not commit (or the loss and the rotation did "
+                        "not complete) in time"
+                    )
             time.sleep(args.tick_secs)
+
+        log("terminating every cluster the demo launched")
+        launched = deployment_clusters(emr, prefix)
+        for cluster_id in deployment_clusters(emr, prefix, LIVE_STATES):
+            emr.terminate_job_flows(JobFlowIds=[cluster_id])
+        deadline = time.monotonic() + 60
+        while any(s["state"] != "stopped" for s in standins(supervisor_state).values()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the local clusters' stand-ins did not stop")
+            time.sleep(0.2)
+        left_running = len(deployment_clusters(emr, prefix, LIVE_STATES)) + sum(
+            1 for s in standins(supervisor_state).values() if s["state"] != "stopped"
+        )
+        assert fate.loss is not None and fate.rotation is not None
+        clusters = {
+            "spot_losses": 1,
+            "rotations": 1,
+            "recovery_secs": [fate.loss["recovery_secs"]],
+            "clusters_launched": len(launched),
+            "clusters_left_running": left_running,
+            "loss": {
+                "cluster": fate.loss["cluster"],
+                "at_secs": fate.loss["at"],
+                "runs_on_it": len(fate.loss["runs"]),
+            },
+            "rotation": {
+                "cluster": fate.rotation["cluster"],
+                "at_secs": fate.rotation["at"],
+                "draining_at_secs": fate.rotation.get("draining_at"),
+                "terminated_at_secs": fate.rotation.get("terminated_at"),
+            },
+        }
 
         log("comparing each source table with the lake's current view")
         tables = lake_report(prefix, database, {f"demo.{t}": target for t in TABLES})
@@ -447,6 +751,7 @@ def main() -> int:
             "interval_secs": INTERVAL_SECS,
             "committed_until": target,
             "tables": tables,
+            "clusters": clusters,
             "invalid_jobs": invalid,
         }
         (OUT / "report.json").write_text(json.dumps(result, indent=2))
@@ -459,13 +764,19 @@ def main() -> int:
                 f"{t['table']:<12} {t['windows_committed']:>8} {t['rows_source']:>12} {t['rows_lake']:>10} "
                 f"{t['missing']:>8} {t['duplicates']:>10} {t['mismatched']:>10}"
             )
+        print(
+            f"\nclusters: launched {clusters['clusters_launched']}, spot losses "
+            f"{clusters['spot_losses']} (runs on the lost cluster running again after "
+            f"{', '.join(f'{s} s' for s in clusters['recovery_secs'])}), rotations "
+            f"{clusters['rotations']}, left running {clusters['clusters_left_running']}"
+        )
         for line in invalid:
             print(
                 f"reported invalid: {line.split(None, 4)[0]}: {line.split(None, 4)[-1]}"
             )
         print(f"\nreport written to {OUT / 'report.json'}")
         bad = [t for t in tables if t["missing"] or t["duplicates"] or t["mismatched"]]
-        return 1 if bad else 0
+        return 1 if bad or left_running else 0
     except KeyboardInterrupt:
         log("interrupted; stopping what the demo started")
         return 130
