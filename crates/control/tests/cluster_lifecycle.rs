@@ -1,0 +1,156 @@
+//! The cluster lifecycle handlers over the in-memory store, EMR and Livy models: one launch per
+//! need through a lost RunJobFlow answer, warm failover in the pass that sees the loss, draining
+//! before termination, and malformed events refused before anything is read or written.
+
+use norris_control::clusters::{handle_watcher_event, rotate, watch, LifecycleConfig};
+use norris_control::{scheduler_tick, SchedulerConfig};
+use norris_model::{ClusterState, EmrState, RunStatus, UnixTime};
+use norris_ports::{ManualClock, MemoryEmr, MemoryLivy, MemoryStore, StateStore};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+const T0: UnixTime = UnixTime(1_795_305_600);
+
+fn config() -> LifecycleConfig {
+    let env: HashMap<String, String> =
+        [("NORRIS_TABLE_PREFIX", "t"), ("NORRIS_DEPLOYMENT", "dep")].map(|(k, v)| (k.into(), v.into())).into();
+    LifecycleConfig::from_env_map(&env).expect("config")
+}
+
+fn scheduler() -> SchedulerConfig {
+    SchedulerConfig { table_prefix: "t".into(), definition_sweep_secs: 86_400, max_due_per_tick: 100 }
+}
+
+fn pool(min_clusters: u32) -> Value {
+    json!({
+        "size_class": "small", "emr_release": "emr-7.5.0",
+        "primary": {"instance_types": [{"instance_type": "m7g.xlarge"}], "on_demand_capacity": 1},
+        "core": {"instance_types": [{"instance_type": "m7g.xlarge"}], "on_demand_capacity": 1},
+        "max_age_secs": 86_400, "min_clusters": min_clusters, "max_clusters": 4, "max_concurrent_batches": 8
+    })
+}
+
+/// Brings every EMR cluster up (WAITING) between watcher passes; `n` clusters must then be ready.
+async fn bring_up(store: &MemoryStore, emr: &MemoryEmr, livy: &MemoryLivy, now: UnixTime, n: usize) {
+    settle(store, emr, livy, now).await;
+    let ready =
+        store.list_clusters().await.expect("list").into_iter().filter(|c| c.state == ClusterState::Ready).count();
+    assert_eq!(ready, n, "{:?}", store.list_clusters().await);
+}
+
+async fn settle(store: &MemoryStore, emr: &MemoryEmr, livy: &MemoryLivy, now: UnixTime) {
+    for _ in 0..3 {
+        watch(store, emr, livy, None, now, &config()).await.expect("watch");
+        for c in emr.clusters() {
+            if !c.state.is_ending() {
+                emr.set_state(&c.id, EmrState::Waiting, None);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_lost_runjobflow_answer_does_not_launch_twice() {
+    let (store, emr, livy) = (MemoryStore::new(), MemoryEmr::new(), MemoryLivy::new());
+    store.put_pool_document(&pool(1)).await.expect("pool");
+    emr.lose_next_response();
+    let first = watch(&store, &emr, &livy, None, T0, &config()).await.expect("watch");
+    assert_eq!(first.failures.len(), 1, "the lost answer is reported: {first:?}");
+    assert_eq!(emr.launches(), 1);
+    // The next passes find the launch by its tag instead of launching again, also past the
+    // relaunch delay.
+    for secs in [60, 700, 1400] {
+        watch(&store, &emr, &livy, None, T0.plus_secs(secs), &config()).await.expect("watch");
+    }
+    assert_eq!(emr.launches(), 1, "one launch per need");
+    let clusters = store.list_clusters().await.expect("list");
+    assert_eq!(clusters.len(), 1);
+    assert_eq!(clusters[0].emr_cluster_id.as_deref(), Some(emr.clusters()[0].id.as_str()));
+}
+
+#[tokio::test]
+async fn runs_of_a_lost_cluster_move_to_a_warm_peer_in_the_same_pass() {
+    let (store, emr, livy) = (MemoryStore::new(), MemoryEmr::new(), MemoryLivy::new());
+    store.put_pool_document(&pool(2)).await.expect("pool");
+    store.put_job_document(&norris_ports::conformance::job_document("orders")).await.expect("job");
+    bring_up(&store, &emr, &livy, T0, 2).await;
+    let now = T0.plus_secs(3600);
+    scheduler_tick(&store, &livy, now, &scheduler()).await.expect("tick");
+    let placed: Vec<_> = store.all_runs().into_iter().filter(|r| r.status.cluster().is_some()).collect();
+    assert!(!placed.is_empty(), "windows were placed");
+    // Spot takes the cluster holding the first run.
+    let lost_key = placed[0].status.cluster().cloned().expect("placed");
+    let lost = store.get_cluster(&lost_key).await.expect("get").expect("cluster");
+    let lost_id = lost.emr_cluster_id.clone().expect("id");
+    emr.set_state(&lost_id, EmrState::TerminatedWithErrors, Some("INSTANCE_FAILURE"));
+    let on_lost: Vec<_> = placed.iter().filter(|r| r.status.cluster() == Some(&lost_key)).map(|r| r.key()).collect();
+
+    let event = json!({"source": "aws.emr", "detail-type": "EMR Cluster State Change", "detail": {
+        "clusterId": lost_id, "state": "TERMINATED_WITH_ERRORS", "stateChangeReason": "{\"code\":\"INSTANCE_FAILURE\"}"}});
+    let clock = ManualClock::at(now.plus_secs(30));
+    let report = handle_watcher_event(&store, &emr, &livy, &clock, &config(), &event).await.expect("pass");
+    assert_eq!(report.lost.len(), 1, "{report:?}");
+    assert_eq!(report.runs_moved, on_lost.len());
+    assert_eq!(report.runs_placed_again, on_lost.len(), "warm failover: placed in the same pass");
+    assert_eq!(report.launched.len(), 1, "one replacement");
+    for key in on_lost {
+        let run = store.get_run(&key).await.expect("get").expect("run");
+        assert_eq!(run.attempt.0, 2, "the move bumped the attempt");
+        let cluster = run.status.cluster().cloned().expect("placed again");
+        assert_ne!(cluster, lost_key);
+    }
+    // The lost cluster is terminated once nothing is on it; the same event again changes nothing.
+    assert!(report.terminated.contains(&lost_key.to_string()), "{report:?}");
+    let again = handle_watcher_event(&store, &emr, &livy, &clock, &config(), &event).await.expect("pass");
+    assert_eq!((again.runs_moved, again.launched.len()), (0, 0), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_rotated_cluster_drains_and_is_terminated_only_when_empty() {
+    let (store, emr, livy) = (MemoryStore::new(), MemoryEmr::new(), MemoryLivy::new());
+    store.put_pool_document(&pool(1)).await.expect("pool");
+    store.put_job_document(&norris_ports::conformance::job_document("orders")).await.expect("job");
+    bring_up(&store, &emr, &livy, T0, 1).await;
+    let now = T0.plus_secs(3600);
+    scheduler_tick(&store, &livy, now, &scheduler()).await.expect("tick");
+    let old = store.list_clusters().await.expect("list").remove(0);
+    assert!(store.active_runs().await.expect("active").iter().any(|r| r.status.cluster() == Some(&old.key)));
+    // Past its age: the replacement launches; the old one keeps serving until it is ready.
+    let later = old.rotate_after.plus_secs(1);
+    let r = rotate(&store, &emr, &livy, later, &config()).await.expect("rotate");
+    assert_eq!((r.launched.len(), r.drained.len()), (1, 0), "{r:?}");
+    // Once the replacement is ready, the old cluster drains; it is not terminated while runs are on it.
+    settle(&store, &emr, &livy, later).await;
+    let r = rotate(&store, &emr, &livy, later.plus_secs(60), &config()).await.expect("rotate");
+    assert!(r.terminated.is_empty(), "runs are still on it: {r:?}");
+    let clusters = store.list_clusters().await.expect("list");
+    let state_of = |key: &norris_model::ClusterKey| clusters.iter().find(|c| &c.key == key).map(|c| c.state.clone());
+    assert!(matches!(state_of(&old.key), Some(ClusterState::Draining { .. })), "{clusters:?}");
+    assert_eq!(clusters.iter().filter(|c| c.state == ClusterState::Ready).count(), 1, "the replacement serves");
+    // Past the drain deadline, the runs move and the old cluster goes.
+    let past = later.plus_secs(60 + config().drain_secs + 1);
+    let r = rotate(&store, &emr, &livy, past, &config()).await.expect("rotate");
+    assert!(r.runs_moved > 0 && r.terminated == vec![old.key.to_string()], "{r:?}");
+    assert!(store.active_runs().await.expect("active").iter().all(|r| r.status.cluster() != Some(&old.key)));
+    let old_emr = emr.clusters().into_iter().find(|c| Some(&c.id) == old.emr_cluster_id.as_ref()).expect("emr");
+    assert_eq!(old_emr.state, EmrState::Terminated);
+    assert!(store.all_runs().iter().all(|r| !matches!(r.status, RunStatus::Failed { .. })));
+}
+
+#[tokio::test]
+async fn malformed_cluster_events_touch_nothing() {
+    let (store, emr, livy) = (MemoryStore::new(), MemoryEmr::new(), MemoryLivy::new());
+    store.put_pool_document(&pool(1)).await.expect("pool");
+    let clock = ManualClock::at(T0);
+    for event in [
+        json!({"source": "aws.emr", "detail-type": "EMR Cluster State Change",
+            "detail": {"clusterId": "j-1", "state": "TERMINATED", "stateChangeReason": "{not json"}}),
+        json!({"source": "aws.ec2", "detail-type": "EC2 Spot Instance Interruption Warning", "detail": {}}),
+        json!("not an object"),
+    ] {
+        let err = handle_watcher_event(&store, &emr, &livy, &clock, &config(), &event).await.expect_err("refused");
+        assert!(err.to_string().starts_with("rejected event"), "{err}");
+    }
+    assert!(store.list_clusters().await.expect("list").is_empty(), "no pass ran: nothing launched");
+    assert_eq!(emr.launches(), 0);
+}
