@@ -4,14 +4,15 @@ SHELL := /bin/bash
 WORLD := bash tests/local/world.sh
 CARGO ?= cargo
 
-.PHONY: help demo demo-inner test test-all lint rust-test py-test infra-check package deploy sim bench up down clean
+.PHONY: help demo demo-inner test test-all lint rust-test py-test infra-check package deploy sim soak bench up down clean
 
 help:
 	@echo "make demo   run the main job locally (starts and stops the local world)"
 	@echo "make test   every check and test (starts and stops the local world)"
 	@echo "make up     start the local world (moto, MariaDB, PostgreSQL) and leave it running"
 	@echo "make down   stop what 'make up' started"
-	@echo "make sim     the deterministic simulator: SEEDS seeds x DAYS virtual days with faults (SEED, JOBS, CLUSTERS)"
+	@echo "make sim     the deterministic simulator: SEEDS seeds x DAYS virtual days, every strategy (SEED, JOBS, CLUSTERS, SPOT_PER_MONTH)"
+	@echo "make soak    10,000 seeds x 1 virtual day of norris's strategy"
 	@echo "make bench   benchmarks: scheduler tick cost and DynamoDB requests per tick, Lambda binary size/start/memory"
 	@echo "make package  the four Lambda zips at target/lambda/<function>/bootstrap.zip"
 	@echo "make deploy   package, then deploy every deployment of infra/deployments.json (DEPLOYMENTS=name... for some)"
@@ -54,13 +55,17 @@ SEEDS ?= 20
 DAYS ?= 7
 JOBS ?= 10
 CLUSTERS ?= 2
+SPOT_PER_MONTH ?= 30
+# Every strategy on each seed; JSON of every report and an HTML report of the first seed in target/sim.
 sim:
-	$(CARGO) run -q --release --locked -p norris-cli -- sim --seed $(SEED) --seeds $(SEEDS) --days $(DAYS) --jobs $(JOBS) --clusters $(CLUSTERS)
+	$(CARGO) run -q --release --locked -p norris-cli -- sim --seed $(SEED) --seeds $(SEEDS) --days $(DAYS) \
+	  --jobs $(JOBS) --clusters $(CLUSTERS) --spot-per-month $(SPOT_PER_MONTH) \
+	  --out target/sim/report.json --html target/sim/report.html
 
-# Prints figures (never timed assertions). The Lambda figures need the four release binaries.
-bench:
-	$(CARGO) build --release --locked -p extraction-scheduler -p cluster-health-watcher -p rotation-handler -p job-migrator
-	$(CARGO) run --release --locked -p norris-bench
+# The long soak: 10,000 seeds x 1 virtual day, norris's strategy.
+soak:
+	$(CARGO) run -q --release --locked -p norris-cli -- sim --seed 0 --seeds 10000 --days 1 --jobs 3 \
+	  --clusters $(CLUSTERS) --norris-only > target/sim-soak.txt && tail -n 3 target/sim-soak.txt
 
 package:
 	bash infra/package.sh

@@ -52,6 +52,12 @@ enum Command {
         /// Only norris's strategy (no baselines): what the CI sweep runs.
         #[arg(long)]
         norris_only: bool,
+        /// Cluster-ending spot interruptions per cluster per 30 days (default: the harsh test mix).
+        #[arg(long)]
+        spot_per_month: Option<f64>,
+        /// Also write every seed's reports (a key per strategy) as one JSON array here.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// DynamoDB tables.
     Tables {
@@ -165,9 +171,11 @@ enum PoolsCommand {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Command::Sim { seed, seeds, days, jobs, clusters, json, html, norris_only } = cli.command {
+    if let Command::Sim { seed, seeds, days, jobs, clusters, json, html, norris_only, spot_per_month, out } =
+        cli.command
+    {
         // The handlers' logs of injected faults would drown the report: the trace tells the story.
-        return simulate(SimArgs { seed, seeds, days, jobs, clusters, json, html, norris_only });
+        return simulate(SimArgs { seed, seeds, days, jobs, clusters, json, html, norris_only, spot_per_month, out });
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
@@ -356,14 +364,20 @@ struct SimArgs {
     json: bool,
     html: Option<PathBuf>,
     norris_only: bool,
+    spot_per_month: Option<f64>,
+    out: Option<PathBuf>,
 }
 
 /// Runs `seeds` simulations from `seed`, each strategy on the same fault trace; fails when any
 /// promise was broken, after printing the seed, the violations and the trace.
 fn simulate(args: SimArgs) -> Result<()> {
     let mut broken = Vec::new();
+    let mut all = Vec::new();
     for s in args.seed..args.seed.saturating_add(args.seeds) {
-        let config = norris_sim::SimConfig::new(s, args.days, args.jobs, args.clusters);
+        let mut config = norris_sim::SimConfig::new(s, args.days, args.jobs, args.clusters);
+        if let Some(rate) = args.spot_per_month {
+            config.faults.spot_interruptions_per_month = rate;
+        }
         let reports = if args.norris_only {
             std::collections::BTreeMap::from([("norris", norris_sim::simulate(&config))])
         } else {
@@ -421,6 +435,9 @@ fn simulate(args: SimArgs) -> Result<()> {
             std::fs::write(path, norris_sim::html::report_page(&title, &reports))?;
             eprintln!("wrote {}", path.display());
         }
+        if args.out.is_some() {
+            all.push(serde_json::to_value(&reports)?);
+        }
         for (key, report) in &reports {
             if !report.ok() {
                 eprintln!("seed {s} {key}: {}", report.invariant_violations.join("\n  "));
@@ -428,6 +445,13 @@ fn simulate(args: SimArgs) -> Result<()> {
                 broken.push(format!("{s} ({key})"));
             }
         }
+    }
+    if let Some(path) = &args.out {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, serde_json::to_string(&all)?)?;
+        eprintln!("wrote {}", path.display());
     }
     if !broken.is_empty() {
         bail!("promises broken for seeds {broken:?} (replay one with --seed S --seeds 1)");
