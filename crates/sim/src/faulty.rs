@@ -22,6 +22,9 @@ pub struct StoreFaults {
     pub lose_after: f64,
     /// The operation (0-based) at which the invocation dies, if it does.
     pub die_at_op: Option<u64>,
+    /// A deliberately broken store for proving the checker bites: run updates ignore the version
+    /// they were read at (last writer wins), as a handler writing without its condition would.
+    pub unconditional_run_updates: bool,
 }
 
 enum Fate {
@@ -153,6 +156,16 @@ impl StateStore for FaultyStore<'_> {
         self.guard("get_run", self.inner.get_run(key)).await
     }
     async fn update_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
+        if self.faults.unconditional_run_updates {
+            let forced = async {
+                let mut run = run.clone();
+                if let Some(current) = self.inner.get_run(&run.key()).await? {
+                    run.version = current.version;
+                }
+                self.inner.update_run(&run).await
+            };
+            return self.guard("update_run", forced).await;
+        }
         self.guard("update_run", self.inner.update_run(run)).await
     }
     async fn active_runs(&self) -> Result<Vec<Run>, StoreError> {

@@ -78,6 +78,9 @@ pub struct SimConfig {
     pub faults: Faults,
     /// How clusters and failover are run.
     pub strategy: Strategy,
+    /// Break the handlers on purpose (run updates without their version condition), to show the
+    /// checks catch it. Never set outside that test.
+    pub broken_conditional_writes: bool,
 }
 
 /// How clusters and failover are run; the three share one fault trace (the spot interruptions
@@ -118,6 +121,7 @@ impl SimConfig {
             max_concurrent_batches: 8,
             faults: Faults::default_mix(),
             strategy: Strategy::Norris,
+            broken_conditional_writes: false,
         }
     }
 }
@@ -838,6 +842,7 @@ impl World {
                     fail_before: faults.store_fail_before,
                     lose_after: faults.store_lose_after,
                     die_at_op,
+                    unconditional_run_updates: self.config.broken_conditional_writes,
                 };
                 FaultyStore::new(&self.store, faults, self.rng.split())
             })

@@ -54,3 +54,15 @@ fn a_seed_replays_exactly() {
     assert_eq!(a, b);
     assert_ne!(a.trace, simulate(&SimConfig::new(43, 0.5, 3, 2)).trace);
 }
+
+#[test]
+fn a_handler_writing_runs_without_its_condition_is_caught_within_the_sweep() {
+    // The same sweep with one bug: run updates ignore the version they read (last writer wins).
+    let caught = (0..SEEDS).find_map(|seed| {
+        let config = SimConfig { broken_conditional_writes: true, ..SimConfig::new(seed, 1.0, 3, 2) };
+        let report = simulate(&config);
+        (!report.ok()).then_some((seed, report))
+    });
+    let (seed, report) = caught.expect("the checks did not catch unconditional run writes in 200 seeds");
+    println!("caught at seed {seed}: {}", report.invariant_violations[0]);
+}
