@@ -89,6 +89,8 @@ impl World {
             ("NORRIS_TABLE_PREFIX".to_string(), prefix.clone()),
             ("NORRIS_DEPLOYMENT".to_string(), prefix.clone()),
             ("NORRIS_DRAIN_SECS".to_string(), drain_secs.to_string()),
+            // The passes here last seconds, not a Lambda timeout.
+            ("NORRIS_TERMINATE_SETTLE_SECS".to_string(), "10".to_string()),
         ]))?;
         let sdk = norris_emr::client_from_env().await;
         let emr = EmrClient::new(sdk.clone(), EmrLaunchConfig::from_env_map(&launch_env())?);

@@ -150,6 +150,12 @@ impl<S: StateStore> StateStore for CountingStore<S> {
         self.single(Op::GetJobState, self.inner.get_job_state(id)).await
     }
 
+    async fn get_job_states(&self, ids: &[JobId]) -> Result<Vec<JobState>, StoreError> {
+        let keys = ids.iter().collect::<BTreeSet<_>>().len();
+        let call = Call { op: Op::GetJobStates, keys, items: 0, limit: usize::MAX };
+        self.measure(call, self.inner.get_job_states(ids), |_| 0).await
+    }
+
     async fn create_job_state(&self, state: &JobState) -> Result<JobState, WriteError<JobState>> {
         self.single(Op::CreateJobState, self.inner.create_job_state(state)).await
     }
@@ -202,6 +208,12 @@ impl<S: StateStore> StateStore for CountingStore<S> {
 
     async fn get_attempt_result(&self, run: &RunKey, attempt: Attempt) -> Result<Option<AttemptResult>, StoreError> {
         self.single(Op::GetAttemptResult, self.inner.get_attempt_result(run, attempt)).await
+    }
+
+    async fn get_attempt_results(&self, attempts: &[(RunKey, Attempt)]) -> Result<Vec<AttemptResult>, StoreError> {
+        let keys = attempts.iter().collect::<BTreeSet<_>>().len();
+        let call = Call { op: Op::GetAttemptResults, keys, items: 0, limit: usize::MAX };
+        self.measure(call, self.inner.get_attempt_results(attempts), |_| 0).await
     }
 
     async fn put_attempt_result(&self, result: &AttemptResult) -> Result<(), StoreError> {

@@ -3,8 +3,8 @@
 //!
 //! - ledger writes are one conditional `PutItem` each (creates and versioned updates alike), the
 //!   periodic claim too; annotations are one `UpdateItem`; single reads are one `GetItem`;
-//! - `get_job_definitions` deduplicates the ids and sends one `BatchGetItem` per 100 keys (none for
-//!   no ids); unprocessed keys would add retries, which a healthy table does not produce;
+//! - `get_job_definitions`, `get_job_states` and `get_attempt_results` deduplicate the keys and
+//!   send one `BatchGetItem` per 100 keys (none for no keys); unprocessed keys would add retries, which a healthy table does not produce;
 //! - queries (`due_jobs`, `active_runs`, `runs_of_job`, `list_clusters`) go page by page with
 //!   `Limit = min(what is still wanted, 1000)`; a page also ends at 1 MB read. DynamoDB returns a
 //!   `LastEvaluatedKey` whenever a page stopped at its `Limit` or at 1 MB, even if nothing follows,
@@ -42,6 +42,8 @@ pub enum Op {
     ListPools,
     /// `get_job_state`
     GetJobState,
+    /// `get_job_states`
+    GetJobStates,
     /// `create_job_state`
     CreateJobState,
     /// `update_job_state`
@@ -68,6 +70,8 @@ pub enum Op {
     ListClusters,
     /// `get_attempt_result`
     GetAttemptResult,
+    /// `get_attempt_results`
+    GetAttemptResults,
     /// `put_attempt_result`
     PutAttemptResult,
 }
@@ -84,6 +88,7 @@ impl Op {
             Op::PutPoolDocument => "put_pool_document",
             Op::ListPools => "list_pools",
             Op::GetJobState => "get_job_state",
+            Op::GetJobStates => "get_job_states",
             Op::CreateJobState => "create_job_state",
             Op::UpdateJobState => "update_job_state",
             Op::DueJobs => "due_jobs",
@@ -97,6 +102,7 @@ impl Op {
             Op::GetCluster => "get_cluster",
             Op::ListClusters => "list_clusters",
             Op::GetAttemptResult => "get_attempt_result",
+            Op::GetAttemptResults => "get_attempt_results",
             Op::PutAttemptResult => "put_attempt_result",
         }
     }
@@ -116,7 +122,7 @@ impl Op {
             | Op::PutAttemptResult => Api::PutItem,
             Op::AnnotateJobDefinition => Api::UpdateItem,
             Op::GetJobState | Op::GetRun | Op::GetCluster | Op::GetAttemptResult => Api::GetItem,
-            Op::GetJobDefinitions => Api::BatchGetItem,
+            Op::GetJobDefinitions | Op::GetJobStates | Op::GetAttemptResults => Api::BatchGetItem,
             Op::DueJobs | Op::ActiveRuns | Op::RunsOfJob | Op::ListClusters => Api::Query,
             Op::ScanJobDefinitions | Op::ListPools => Api::Scan,
         }
@@ -252,7 +258,7 @@ pub fn scan_pages(items: usize, item_bytes: usize) -> u64 {
 pub fn requests(call: &Call, sizes: &ItemSizes) -> (Api, u64) {
     let api = call.op.api();
     let n = match call.op {
-        Op::GetJobDefinitions => batch_gets(call.keys),
+        Op::GetJobDefinitions | Op::GetJobStates | Op::GetAttemptResults => batch_gets(call.keys),
         Op::DueJobs => query_pages(call.items, call.limit, sizes.job_state),
         Op::ActiveRuns | Op::RunsOfJob => query_pages(call.items, call.limit, sizes.run),
         Op::ListClusters => query_pages(call.items, call.limit, sizes.cluster),

@@ -678,12 +678,12 @@ fn excess_of(stats: &StoreStats, work: &Work, sizes: &ItemSizes, requests: u64, 
             requests: req(Op::UpdateJobState) + req(Op::CreateJobState) - w.job_state_writes as i64,
         },
         Excess {
-            what: "states of in-flight jobs read with one GetItem each (one BatchGetItem reads 100)",
-            requests: req(Op::GetJobState) - dynamo_model::batch_gets(w.other_jobs) as i64,
+            what: "states of in-flight jobs: batch reads beyond one per 100 such jobs, and single reads",
+            requests: req(Op::GetJobStates) + req(Op::GetJobState) - dynamo_model::batch_gets(w.other_jobs) as i64,
         },
         Excess {
-            what: "attempt results read with one GetItem each (one BatchGetItem reads 100)",
-            requests: req(Op::GetAttemptResult) - dynamo_model::batch_gets(w.followed_runs) as i64,
+            what: "attempt results: batch reads beyond one per 100 followed runs, and single reads",
+            requests: req(Op::GetAttemptResults) + req(Op::GetAttemptResult) - dynamo_model::batch_gets(w.followed_runs) as i64,
         },
         Excess {
             what: "definition batch reads: due and in-flight jobs read in two rounds, re-looked jobs' definitions included",

@@ -35,6 +35,9 @@ pub struct LifecycleConfig {
     pub drain_secs: i64,
     /// A cluster not ready this long after its launch is written off.
     pub start_timeout_secs: i64,
+    /// A drained or lost cluster is terminated no sooner than this after it became so: at
+    /// least the longest timeout of a handler that places runs (see `may_terminate`).
+    pub terminate_settle_secs: i64,
     /// A launch not visible in EMR this long after it was recorded is made again.
     pub launch_retry_secs: i64,
     /// A deployment-tagged cluster the ledger does not account for is terminated after this.
@@ -56,8 +59,9 @@ pub enum Failover {
 
 impl LifecycleConfig {
     /// Reads `NORRIS_DEPLOYMENT` (required), `NORRIS_DRAIN_SECS` (900), `NORRIS_START_TIMEOUT_SECS`
-    /// (2700), `NORRIS_LAUNCH_RETRY_SECS` (600), `NORRIS_ORPHAN_GRACE_SECS` (1800) and the
-    /// scheduler's variables; every problem is named.
+    /// (2700), `NORRIS_TERMINATE_SETTLE_SECS` (300: the rotation handler's timeout, the longest
+    /// of the handlers that place runs), `NORRIS_LAUNCH_RETRY_SECS` (600),
+    /// `NORRIS_ORPHAN_GRACE_SECS` (1800) and the scheduler's variables; every problem is named.
     pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
         let scheduler = SchedulerConfig::from_env_map(env).map_err(|e| problems.extend(e.0)).ok();
@@ -70,6 +74,7 @@ impl LifecycleConfig {
         };
         let drain_secs = number(env, "NORRIS_DRAIN_SECS", 900, 0, 86_400, &mut problems);
         let start_timeout_secs = number(env, "NORRIS_START_TIMEOUT_SECS", 2700, 300, 86_400, &mut problems);
+        let terminate_settle_secs = number(env, "NORRIS_TERMINATE_SETTLE_SECS", 300, 0, 3600, &mut problems);
         let launch_retry_secs = number(env, "NORRIS_LAUNCH_RETRY_SECS", 600, 60, 86_400, &mut problems);
         let orphan_grace_secs = number(env, "NORRIS_ORPHAN_GRACE_SECS", 1800, 300, 7 * 86_400, &mut problems);
         match scheduler {
@@ -78,6 +83,7 @@ impl LifecycleConfig {
                 deployment,
                 drain_secs,
                 start_timeout_secs,
+                terminate_settle_secs,
                 launch_retry_secs,
                 orphan_grace_secs,
                 failover: Failover::Warm,
@@ -461,7 +467,7 @@ pub async fn plan_pools<S: StateStore, E: EmrService>(
                 PoolDecision::Drain { key, deadline } => {
                     let Some(c) = clusters.iter().find(|c| c.key == key) else { continue };
                     let mut next = c.clone();
-                    next.state = ClusterState::Draining { deadline };
+                    next.state = ClusterState::Draining { since: now, deadline };
                     if write_cluster(store, &next, report).await?.is_some() {
                         tracing::info!(cluster = %key, deadline = %deadline, "cluster draining");
                         report.drained.push(key.to_string());
@@ -470,7 +476,8 @@ pub async fn plan_pools<S: StateStore, E: EmrService>(
             }
         }
     }
-    for cluster in clusters.iter().filter(|c| may_terminate(c, runs_on.get(&c.key).copied().unwrap_or(0))) {
+    let runs_on_it = |c: &Cluster| runs_on.get(&c.key).copied().unwrap_or(0);
+    for cluster in clusters.iter().filter(|c| may_terminate(c, runs_on_it(c), now, config.terminate_settle_secs)) {
         let mut next = cluster.clone();
         next.state = ClusterState::Terminated { at: now };
         if write_cluster(store, &next, report).await?.is_none() {

@@ -10,8 +10,8 @@
 use crate::scheduler::{JobFailure, TickReport};
 use norris_engine::runs::{advance_watermark, batch_submission, follow_run, place_runs, RunStep};
 use norris_model::{
-    BatchHandle, BatchObservation, Cluster, ClusterKey, ClusterState, JobDefinition, JobId, JobState, Run, RunOutcome,
-    RunStatus, SizeClass, UnixTime, Validity,
+    Attempt, AttemptResult, BatchHandle, BatchObservation, Cluster, ClusterKey, ClusterState, JobDefinition, JobId,
+    JobState, Run, RunKey, RunOutcome, RunStatus, SizeClass, UnixTime, Validity,
 };
 use norris_ports::{BatchService, DefinitionRecord, StateStore, StoreError, WriteError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -66,9 +66,32 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
             *running_per_cluster.entry(c.clone()).or_default() += 1;
         }
     }
-    // Placed runs first (they free slots), then pending ones.
+    // Placed runs first (they free slots), then pending ones. Livy is asked about every placed
+    // run before their results are read, in one batch: a result is written before its batch
+    // ends, so a batch seen ended always comes with its result (read the other way round, an
+    // attempt that just finished could look as if it died without one).
+    let mut looked = Vec::new();
     for run in active.iter().filter(|r| r.status.cluster().is_some()) {
-        let outcome = follow_placed(store, batches, now, world, states, edits, run, report).await;
+        if let Some(batch) = look_up_batch(batches, world, run, report).await {
+            looked.push((run, batch));
+        }
+    }
+    let attempts: Vec<(RunKey, Attempt)> = looked.iter().map(|(r, _)| (r.key(), r.attempt)).collect();
+    let mut results: HashMap<(String, Attempt), AttemptResult> = match store.get_attempt_results(&attempts).await {
+        Ok(found) => found.into_iter().map(|r| ((r.run_key.clone(), r.attempt), r)).collect(),
+        Err(e) => {
+            // Followed next tick; the pending runs below are still placed.
+            tracing::warn!(error = %e, "cannot read attempt results");
+            for (run, _) in &looked {
+                report.failures.push(JobFailure { job_id: run.job_id.to_string(), error: e.to_string() });
+            }
+            looked.clear();
+            HashMap::new()
+        }
+    };
+    for (run, batch) in looked {
+        let result = results.remove(&(run.key().to_string(), run.attempt));
+        let outcome = follow_placed(store, batches, now, world, states, edits, run, batch, result, report).await;
         match outcome {
             Ok(true) => {
                 touched.insert(run.job_id.clone());
@@ -183,8 +206,30 @@ async fn mark_running<S: StateStore>(
     write_run(store, &next, report).await
 }
 
-/// Follows one submitting or running run. Returns whether it was published (the job's watermark
-/// may move) or otherwise finished.
+/// What Livy knows of a placed run's batch (`Some(None)`: nothing, or its cluster is gone);
+/// `None` when Livy does not answer (reported; the run is looked at again next tick).
+async fn look_up_batch<B: BatchService>(
+    batches: &B,
+    world: &World<'_>,
+    run: &Run,
+    report: &mut TickReport,
+) -> Option<Option<BatchObservation>> {
+    let cluster = run.status.cluster()?;
+    let Some(endpoint) = endpoint_of(world.clusters, cluster) else { return Some(None) };
+    match batches.find(endpoint, &norris_engine::runs::batch_name(run)).await {
+        Ok(b) => Some(b),
+        Err(e) => {
+            // Livy not answering is a cluster-health matter.
+            tracing::warn!(run = %run.key(), cluster = %cluster, error = %e, "cannot reach Livy to follow the run");
+            report.failures.push(JobFailure { job_id: run.job_id.to_string(), error: e.to_string() });
+            None
+        }
+    }
+}
+
+/// Follows one submitting or running run, given what Livy said of its `batch` and the `result`
+/// its attempt wrote. Returns whether it was published (the job's watermark may move) or
+/// otherwise finished.
 #[allow(clippy::too_many_arguments)]
 async fn follow_placed<S: StateStore, B: BatchService>(
     store: &S,
@@ -194,6 +239,8 @@ async fn follow_placed<S: StateStore, B: BatchService>(
     states: &HashMap<JobId, JobState>,
     edits: &mut HashMap<JobId, JobEdit>,
     run: &Run,
+    batch: Option<BatchObservation>,
+    result: Option<AttemptResult>,
     report: &mut TickReport,
 ) -> Result<bool, StoreError> {
     let Some(cluster) = run.status.cluster().cloned() else { return Ok(false) };
@@ -203,20 +250,6 @@ async fn follow_placed<S: StateStore, B: BatchService>(
         .and_then(|r| r.parsed.as_ref().ok())
         .map(|d| d.retry)
         .unwrap_or_default();
-    let name = norris_engine::runs::batch_name(run);
-    let batch = match endpoint_of(world.clusters, &cluster) {
-        Some(endpoint) => match batches.find(endpoint, &name).await {
-            Ok(b) => b,
-            Err(e) => {
-                // Livy not answering is a cluster-health matter; the run is looked at again next tick.
-                tracing::warn!(run = %run.key(), cluster = %cluster, error = %e, "cannot reach Livy to follow the run");
-                report.failures.push(JobFailure { job_id: run.job_id.to_string(), error: e.to_string() });
-                return Ok(false);
-            }
-        },
-        None => None,
-    };
-    let result = store.get_attempt_result(&run.key(), run.attempt).await?;
     let step = follow_run(now, run, &policy, batch.as_ref(), result.as_ref());
     let mut next = run.clone();
     next.updated_at = now;

@@ -146,13 +146,8 @@ pub async fn follow_and_commit<S: StateStore, B: BatchService>(
         .filter(|id| !definitions.contains_key(id.as_str()))
         .collect();
     definitions.extend(store.get_job_definitions(&missing).await?.into_iter().map(|r| (r.key.clone(), r)));
-    for id in active.iter().map(|r| &r.job_id).collect::<BTreeSet<_>>() {
-        if !states.contains_key(id) {
-            if let Some(s) = store.get_job_state(id).await? {
-                states.insert(id.clone(), s);
-            }
-        }
-    }
+    let unread: Vec<JobId> = active.iter().map(|r| &r.job_id).filter(|id| !states.contains_key(*id)).cloned().collect();
+    states.extend(store.get_job_states(&unread).await?.into_iter().map(|s| (s.job_id.clone(), s)));
     let clusters = store.list_clusters().await?;
     let slots: HashMap<SizeClass, u32> = store
         .list_pools()

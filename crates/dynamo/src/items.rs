@@ -281,7 +281,7 @@ pub fn cluster_item(c: &Cluster) -> Item {
         .n("version", c.version.0);
     b = match &c.state {
         ClusterState::Launching { requested_at } => b.n("requested_at", requested_at.0),
-        ClusterState::Draining { deadline } => b.n("drain_deadline", deadline.0),
+        ClusterState::Draining { since, deadline } => b.n("drain_since", since.0).n("drain_deadline", deadline.0),
         ClusterState::Lost { reason, at } => b.s("lost_reason", reason).n("state_at", at.0),
         ClusterState::Terminated { at } => b.n("state_at", at.0),
         ClusterState::Starting | ClusterState::Ready => b,
@@ -296,7 +296,7 @@ pub fn cluster_from_item(item: &Item) -> Result<Cluster, StoreError> {
         "launching" => ClusterState::Launching { requested_at: r.time("requested_at")? },
         "starting" => ClusterState::Starting,
         "ready" => ClusterState::Ready,
-        "draining" => ClusterState::Draining { deadline: r.time("drain_deadline")? },
+        "draining" => ClusterState::Draining { since: r.time("drain_since")?, deadline: r.time("drain_deadline")? },
         "lost" => ClusterState::Lost { reason: r.s("lost_reason")?, at: r.time("state_at")? },
         "terminated" => ClusterState::Terminated { at: r.time("state_at")? },
         other => return Err(r.corrupt(format!("unknown cluster state {other:?}"))),

@@ -14,7 +14,7 @@ use norris_model::{
 };
 use norris_ports::{Annotation, DefinitionRecord, StateStore, StoreError, WriteError};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 /// The DynamoDB state store of one deployment.
@@ -118,6 +118,48 @@ impl DynamoStore {
             }
             Err(e) => Err(WriteError::Store(classify(operation, e))),
         }
+    }
+
+    /// Reads items by key with `BatchGetItem`, 100 keys a request, strongly consistent; keys
+    /// left unprocessed (throttling) are retried with backoff, never dropped. `keys` must be unique.
+    async fn batch_get(&self, operation: &'static str, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Rejected { operation, message: e.to_string() })?,
+            );
+            let mut delay = Duration::from_millis(25);
+            let mut rounds = 0;
+            while let Some(req) = request.take() {
+                let page = self
+                    .client
+                    .batch_get_item()
+                    .request_items(table, req)
+                    .send()
+                    .await
+                    .map_err(|e| classify(operation, e))?;
+                if let Some(mut responses) = page.responses {
+                    out.extend(responses.remove(table).unwrap_or_default());
+                }
+                request = page.unprocessed_keys.and_then(|mut u| u.remove(table)).filter(|k| !k.keys.is_empty());
+                if request.is_some() {
+                    rounds += 1;
+                    if rounds > 8 {
+                        return Err(StoreError::Unavailable {
+                            operation,
+                            message: "keys left unprocessed after 8 retries".into(),
+                        });
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn get_ledger_item(
@@ -229,49 +271,11 @@ impl StateStore for DynamoStore {
     }
 
     async fn get_job_definitions(&self, ids: &[JobId]) -> Result<Vec<DefinitionRecord<JobDefinition>>, StoreError> {
-        let mut out = Vec::with_capacity(ids.len());
         let mut unique: Vec<&JobId> = ids.iter().collect();
         unique.sort();
         unique.dedup();
-        for chunk in unique.chunks(100) {
-            let keys: Vec<HashMap<String, AttributeValue>> =
-                chunk.iter().map(|id| HashMap::from([("job_id".to_string(), s(id.as_str()))])).collect();
-            let mut request =
-                Some(
-                    KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(|e| {
-                        StoreError::Rejected { operation: "get_job_definitions", message: e.to_string() }
-                    })?,
-                );
-            let mut delay = Duration::from_millis(25);
-            let mut rounds = 0;
-            while let Some(req) = request.take() {
-                let page = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.tables.jobs, req)
-                    .send()
-                    .await
-                    .map_err(|e| classify("get_job_definitions", e))?;
-                if let Some(mut responses) = page.responses {
-                    out.extend(responses.remove(&self.tables.jobs).unwrap_or_default().iter().map(job_record));
-                }
-                // Unprocessed keys (throttling) are retried with backoff, never dropped.
-                request =
-                    page.unprocessed_keys.and_then(|mut u| u.remove(&self.tables.jobs)).filter(|k| !k.keys.is_empty());
-                if request.is_some() {
-                    rounds += 1;
-                    if rounds > 8 {
-                        return Err(StoreError::Unavailable {
-                            operation: "get_job_definitions",
-                            message: "keys left unprocessed after 8 retries".into(),
-                        });
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-            }
-        }
-        Ok(out)
+        let keys = unique.iter().map(|id| HashMap::from([("job_id".to_string(), s(id.as_str()))])).collect();
+        Ok(self.batch_get("get_job_definitions", &self.tables.jobs, keys).await?.iter().map(job_record).collect())
     }
 
     async fn scan_job_definitions(&self) -> Result<Vec<DefinitionRecord<JobDefinition>>, StoreError> {
@@ -340,6 +344,13 @@ impl StateStore for DynamoStore {
     async fn get_job_state(&self, id: &JobId) -> Result<Option<JobState>, StoreError> {
         let item = self.get_ledger_item("get_job_state", items::job_pk(id), items::STATE_SK.into()).await?;
         item.as_ref().map(items::job_state_from_item).transpose()
+    }
+
+    async fn get_job_states(&self, ids: &[JobId]) -> Result<Vec<JobState>, StoreError> {
+        let unique: BTreeSet<&JobId> = ids.iter().collect();
+        let keys = unique.into_iter().map(|id| key(items::job_pk(id), items::STATE_SK.into())).collect();
+        let found = self.batch_get("get_job_states", &self.tables.ledger, keys).await?;
+        found.iter().map(items::job_state_from_item).collect()
     }
 
     async fn create_job_state(&self, state: &JobState) -> Result<JobState, WriteError<JobState>> {
@@ -473,6 +484,18 @@ impl StateStore for DynamoStore {
             .await
             .map_err(|e| classify("get_attempt_result", e))?;
         out.item.as_ref().map(items::result_from_item).transpose()
+    }
+
+    async fn get_attempt_results(&self, attempts: &[(RunKey, Attempt)]) -> Result<Vec<AttemptResult>, StoreError> {
+        let unique: BTreeSet<(String, Attempt)> = attempts.iter().map(|(k, a)| (k.to_string(), *a)).collect();
+        let keys = unique
+            .into_iter()
+            .map(|(run, attempt)| {
+                HashMap::from([("run_key".to_string(), s(run)), ("attempt".to_string(), n(attempt.0))])
+            })
+            .collect();
+        let found = self.batch_get("get_attempt_results", &self.tables.results, keys).await?;
+        found.iter().map(items::result_from_item).collect()
     }
 
     async fn put_attempt_result(&self, result: &AttemptResult) -> Result<(), StoreError> {

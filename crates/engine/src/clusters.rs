@@ -167,15 +167,25 @@ pub fn rotate_early(cluster: &Cluster, now: UnixTime) -> Option<Cluster> {
 pub fn must_move_runs(cluster: &Cluster, now: UnixTime) -> bool {
     match &cluster.state {
         ClusterState::Lost { .. } => true,
-        ClusterState::Draining { deadline } => *deadline <= now,
+        ClusterState::Draining { deadline, .. } => *deadline <= now,
         _ => false,
     }
 }
 
-/// Whether norris may terminate the cluster: lost or draining, and none of norris's unfinished
-/// runs is on it.
-pub fn may_terminate(cluster: &Cluster, runs_on_it: usize) -> bool {
-    matches!(cluster.state, ClusterState::Lost { .. } | ClusterState::Draining { .. }) && runs_on_it == 0
+/// Whether norris may terminate the cluster: lost or draining for at least `settle_secs`, and
+/// none of norris's unfinished runs is on it.
+///
+/// `runs_on_it` comes from a read of the runs, and a handler that read the cluster as ready
+/// before it was drained or lost may still place a run on it after that read. Such a handler
+/// is gone after its timeout; `settle_secs` (at least the longest timeout of a handler that
+/// places runs) makes every placement it made visible to the read that decides.
+pub fn may_terminate(cluster: &Cluster, runs_on_it: usize, now: UnixTime, settle_secs: i64) -> bool {
+    let since = match &cluster.state {
+        ClusterState::Lost { at, .. } => *at,
+        ClusterState::Draining { since, .. } => *since,
+        _ => return false,
+    };
+    runs_on_it == 0 && now.secs() >= since.secs() + settle_secs
 }
 
 /// A run moved off `cluster`: a new attempt, pending at once. The new attempt fences the old one
@@ -392,11 +402,15 @@ mod tests {
     #[test]
     fn termination_waits_for_the_runs_and_orphans_are_found() {
         let lost = cluster(1, ClusterState::Lost { reason: "x".into(), at: T }, later());
-        assert!(!may_terminate(&lost, 1) && may_terminate(&lost, 0));
-        assert!(!may_terminate(&cluster(2, ClusterState::Ready, later()), 0));
+        let settled = T.plus_secs(300);
+        assert!(!may_terminate(&lost, 1, settled, 300) && may_terminate(&lost, 0, settled, 300));
+        assert!(!may_terminate(&lost, 0, T.plus_secs(299), 300), "a pass that read it ready may still place on it");
+        let draining = cluster(4, ClusterState::Draining { since: T, deadline: later() }, later());
+        assert!(!may_terminate(&draining, 0, T.plus_secs(299), 300) && may_terminate(&draining, 0, settled, 300));
+        assert!(!may_terminate(&cluster(2, ClusterState::Ready, later()), 0, settled, 300));
         assert!(must_move_runs(&lost, T));
-        assert!(!must_move_runs(&cluster(3, ClusterState::Draining { deadline: later() }, later()), T));
-        assert!(must_move_runs(&cluster(3, ClusterState::Draining { deadline: T }, later()), T));
+        assert!(!must_move_runs(&cluster(3, ClusterState::Draining { since: T, deadline: later() }, later()), T));
+        assert!(must_move_runs(&cluster(3, ClusterState::Draining { since: T, deadline: T }, later()), T));
 
         let known = cluster(1, ClusterState::Ready, later());
         let done = cluster(2, ClusterState::Terminated { at: T }, later());

@@ -353,7 +353,7 @@ mod tests {
         let clusters = vec![
             cluster("a", "small", ClusterState::Ready),
             cluster("b", "small", ClusterState::Ready),
-            cluster("c", "small", ClusterState::Draining { deadline: UnixTime(5) }),
+            cluster("c", "small", ClusterState::Draining { since: UnixTime(0), deadline: UnixTime(5) }),
             cluster("d", "large", ClusterState::Ready),
         ];
         let runs: Vec<Run> = (0..5)

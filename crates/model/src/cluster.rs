@@ -17,6 +17,9 @@ pub enum ClusterState {
     Ready,
     /// Being replaced: no new placements; running work may finish until the deadline.
     Draining {
+        /// When norris decided so: it is terminated no sooner than a placing handler's
+        /// timeout after this, so every placement made from an older read is visible by then.
+        since: UnixTime,
         /// After this, what still runs is moved.
         deadline: UnixTime,
     },

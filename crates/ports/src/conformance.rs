@@ -26,6 +26,7 @@ pub async fn run_all<S: StateStore>(store: &S, ns: &str) {
     annotations_do_not_change_what_a_definition_means(store, ns).await;
     a_periodic_task_is_claimed_by_one_caller_until_it_expires(store, ns).await;
     attempt_results_round_trip_per_attempt(store, ns).await;
+    batch_reads_return_what_exists_once_past_a_hundred_keys(store, ns).await;
 }
 
 /// A job document that passes validation.
@@ -306,4 +307,45 @@ async fn attempt_results_round_trip_per_attempt<S: StateStore>(store: &S, ns: &s
     with_schema.accepted_schema = Some(r#"[{"name":"id"}]"#.into());
     store.create_job_state(&with_schema).await.expect("create");
     assert_eq!(store.get_job_state(&with_schema.job_id).await.expect("get"), Some(with_schema));
+}
+
+async fn batch_reads_return_what_exists_once_past_a_hundred_keys<S: StateStore>(store: &S, ns: &str) {
+    // 130 states and results exist (more than one BatchGetItem takes); 20 keys do not; every key
+    // is asked for twice.
+    let mut ids = Vec::new();
+    let mut attempts = Vec::new();
+    for i in 0..150 {
+        let id = job_id(ns, &format!("batch-{i:03}"));
+        let run = Run::new(id.clone(), window(0), T0);
+        if i < 130 {
+            store.create_job_state(&state(id.clone(), None)).await.expect("create");
+            let result = AttemptResult {
+                run_key: run.key().to_string(),
+                attempt: Attempt(1),
+                outcome: AttemptOutcome::Succeeded,
+                rows_read: i,
+                rows_written: i,
+                checks: Vec::new(),
+                schema_json: "[]".into(),
+                schema_verdict: "unchanged".into(),
+                schema_change: "none".into(),
+                output_prefix: format!("file:///tmp/lake/{i}"),
+                message: "ok".into(),
+                finished_at: T0,
+            };
+            store.put_attempt_result(&result).await.expect("put");
+        }
+        ids.extend([id.clone(), id]);
+        attempts.extend([(run.key(), Attempt(1)), (run.key(), Attempt(1))]);
+    }
+    let mut states = store.get_job_states(&ids).await.expect("batch states");
+    states.sort_by(|a, b| a.job_id.cmp(&b.job_id));
+    assert_eq!(states.len(), 130, "each existing state once, the missing ones left out");
+    assert_eq!(states[129].job_id, job_id(ns, "batch-129"));
+    let results = store.get_attempt_results(&attempts).await.expect("batch results");
+    assert_eq!(results.len(), 130);
+    let rows: u64 = results.iter().map(|r| r.rows_read).sum();
+    assert_eq!(rows, (0..130).sum::<u64>(), "each result read whole, once");
+    assert!(store.get_job_states(&[]).await.expect("no keys").is_empty());
+    assert!(store.get_attempt_results(&[]).await.expect("no keys").is_empty());
 }

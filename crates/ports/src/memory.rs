@@ -7,7 +7,7 @@ use norris_model::{
     Attempt, AttemptResult, Cluster, ClusterKey, JobDefinition, JobId, JobState, PoolDefinition, Run, RunKey, UnixTime,
 };
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
 #[derive(Debug, Default)]
@@ -19,6 +19,29 @@ struct Tables {
     clusters: BTreeMap<ClusterKey, Cluster>,
     periodic: BTreeMap<String, UnixTime>,
     results: BTreeMap<(String, Attempt), AttemptResult>,
+    /// The runs not yet finished: the adapter's sparse `active` index.
+    active_runs: BTreeSet<RunKey>,
+    /// A journal of run writes, so the simulator's checks look only at what changed.
+    run_seq: u64,
+    run_changes: BTreeMap<u64, RunKey>,
+    run_seq_of: BTreeMap<RunKey, u64>,
+}
+
+impl Tables {
+    /// Keeps the active index and the journal true after a run was written.
+    fn run_written(&mut self, run: &Run) {
+        let key = run.key();
+        if run.status.is_unfinished() {
+            self.active_runs.insert(key.clone());
+        } else {
+            self.active_runs.remove(&key);
+        }
+        self.run_seq += 1;
+        if let Some(before) = self.run_seq_of.insert(key.clone(), self.run_seq) {
+            self.run_changes.remove(&before);
+        }
+        self.run_changes.insert(self.run_seq, key);
+    }
 }
 
 /// The in-memory store. Cheap to create; one per test or simulated world.
@@ -41,6 +64,14 @@ impl MemoryStore {
     /// Every run of every job, for invariant checks in tests and the simulator.
     pub fn all_runs(&self) -> Vec<Run> {
         self.lock().runs.values().cloned().collect()
+    }
+
+    /// The runs written since journal position `since` (each once, as it is now) and the position
+    /// to ask from next time: the simulator checks after every step what changed, not everything.
+    pub fn runs_written_since(&self, since: u64) -> (Vec<Run>, u64) {
+        let t = self.lock();
+        let runs = t.run_changes.range(since + 1..).filter_map(|(_, key)| t.runs.get(key).cloned()).collect();
+        (runs, t.run_seq)
     }
 
     /// Every job state, for invariant checks.
@@ -170,6 +201,13 @@ impl StateStore for MemoryStore {
         Ok(self.lock().job_states.get(id).cloned())
     }
 
+    async fn get_job_states(&self, ids: &[JobId]) -> Result<Vec<JobState>, StoreError> {
+        yield_now().await;
+        let t = self.lock();
+        let unique: BTreeSet<&JobId> = ids.iter().collect();
+        Ok(unique.into_iter().filter_map(|id| t.job_states.get(id).cloned()).collect())
+    }
+
     async fn create_job_state(&self, state: &JobState) -> Result<JobState, WriteError<JobState>> {
         yield_now().await;
         create(&mut self.lock().job_states, state.job_id.clone(), state)
@@ -198,7 +236,10 @@ impl StateStore for MemoryStore {
 
     async fn create_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
         yield_now().await;
-        create(&mut self.lock().runs, run.key(), run)
+        let mut t = self.lock();
+        let created = create(&mut t.runs, run.key(), run)?;
+        t.run_written(&created);
+        Ok(created)
     }
 
     async fn get_run(&self, key: &RunKey) -> Result<Option<Run>, StoreError> {
@@ -208,12 +249,16 @@ impl StateStore for MemoryStore {
 
     async fn update_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
         yield_now().await;
-        update(&mut self.lock().runs, run.key(), run, |r| r.version, |r| r.version = r.version.next())
+        let mut t = self.lock();
+        let updated = update(&mut t.runs, run.key(), run, |r| r.version, |r| r.version = r.version.next())?;
+        t.run_written(&updated);
+        Ok(updated)
     }
 
     async fn active_runs(&self) -> Result<Vec<Run>, StoreError> {
         yield_now().await;
-        Ok(self.lock().runs.values().filter(|r| r.status.is_unfinished()).cloned().collect())
+        let t = self.lock();
+        Ok(t.active_runs.iter().filter_map(|key| t.runs.get(key).cloned()).collect())
     }
 
     async fn runs_of_job(&self, id: &JobId, from: UnixTime, limit: usize) -> Result<Vec<Run>, StoreError> {
@@ -246,6 +291,13 @@ impl StateStore for MemoryStore {
     async fn get_attempt_result(&self, run: &RunKey, attempt: Attempt) -> Result<Option<AttemptResult>, StoreError> {
         yield_now().await;
         Ok(self.lock().results.get(&(run.to_string(), attempt)).cloned())
+    }
+
+    async fn get_attempt_results(&self, attempts: &[(RunKey, Attempt)]) -> Result<Vec<AttemptResult>, StoreError> {
+        yield_now().await;
+        let t = self.lock();
+        let unique: BTreeSet<(String, Attempt)> = attempts.iter().map(|(k, a)| (k.to_string(), *a)).collect();
+        Ok(unique.iter().filter_map(|k| t.results.get(k).cloned()).collect())
     }
 
     async fn put_attempt_result(&self, result: &AttemptResult) -> Result<(), StoreError> {

@@ -182,6 +182,9 @@ pub trait StateStore: Send + Sync {
 
     /// Reads a job's state.
     fn get_job_state(&self, id: &JobId) -> impl Future<Output = Result<Option<JobState>, StoreError>> + Send;
+    /// Reads the named jobs' states (missing ones left out) in as few requests as the store
+    /// allows: a tick follows runs of many jobs, and one read per job was most of its reads.
+    fn get_job_states(&self, ids: &[JobId]) -> impl Future<Output = Result<Vec<JobState>, StoreError>> + Send;
     /// Creates a job's state; `Conflict` if it exists.
     fn create_job_state(&self, state: &JobState)
         -> impl Future<Output = Result<JobState, WriteError<JobState>>> + Send;
@@ -222,6 +225,12 @@ pub trait StateStore: Send + Sync {
         run: &RunKey,
         attempt: Attempt,
     ) -> impl Future<Output = Result<Option<AttemptResult>, StoreError>> + Send;
+    /// The results the named attempts reported (those that wrote none left out), strongly
+    /// consistent and batched like `get_job_states`.
+    fn get_attempt_results(
+        &self,
+        attempts: &[(RunKey, Attempt)],
+    ) -> impl Future<Output = Result<Vec<AttemptResult>, StoreError>> + Send;
     /// Writes an attempt's result. In production the Spark job writes it (see `livy-jobs/README.md`);
     /// tests and the simulator write it through here.
     fn put_attempt_result(&self, result: &AttemptResult) -> impl Future<Output = Result<(), StoreError>> + Send;

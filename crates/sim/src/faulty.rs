@@ -140,6 +140,9 @@ impl StateStore for FaultyStore<'_> {
     async fn get_job_state(&self, id: &JobId) -> Result<Option<JobState>, StoreError> {
         self.guard("get_job_state", self.inner.get_job_state(id)).await
     }
+    async fn get_job_states(&self, ids: &[JobId]) -> Result<Vec<JobState>, StoreError> {
+        self.guard("get_job_states", self.inner.get_job_states(ids)).await
+    }
     async fn create_job_state(&self, state: &JobState) -> Result<JobState, WriteError<JobState>> {
         self.guard("create_job_state", self.inner.create_job_state(state)).await
     }
@@ -188,6 +191,9 @@ impl StateStore for FaultyStore<'_> {
     }
     async fn get_attempt_result(&self, run: &RunKey, attempt: Attempt) -> Result<Option<AttemptResult>, StoreError> {
         self.guard("get_attempt_result", self.inner.get_attempt_result(run, attempt)).await
+    }
+    async fn get_attempt_results(&self, attempts: &[(RunKey, Attempt)]) -> Result<Vec<AttemptResult>, StoreError> {
+        self.guard("get_attempt_results", self.inner.get_attempt_results(attempts)).await
     }
     async fn put_attempt_result(&self, result: &AttemptResult) -> Result<(), StoreError> {
         self.guard("put_attempt_result", self.inner.put_attempt_result(result)).await

@@ -9,14 +9,21 @@
 //! - **No run live twice**: at most one live Spark application per run and attempt, and the
 //!   applications of a run's current attempt live on one cluster.
 
-use norris_model::{JobId, JobState, Run, RunStatus};
+use norris_model::{JobId, JobState, Run, RunKey, RunStatus, UnixTime};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
-/// Remembers what it saw, to check what must never change.
+/// Remembers what it saw, to check what must never change. It is fed the runs written since the
+/// last check (the store's journal), so a check costs what changed, not the whole ledger.
 #[derive(Debug, Default)]
 pub struct Checker {
-    published: BTreeMap<String, (u32, String)>,
+    /// The ledger's runs as last seen.
+    runs: BTreeMap<RunKey, Run>,
+    published: BTreeMap<RunKey, (u32, String)>,
+    /// Per job, the watermark last seen: below it the ledger was found tiled by published runs.
     watermarks: BTreeMap<JobId, i64>,
+    /// Runs that exhausted their attempts, for the simulated operator.
+    failed: BTreeSet<RunKey>,
     /// Windows published a second time.
     pub duplicated: u64,
     /// For each committed window: seconds from its end to the check that saw it committed.
@@ -26,63 +33,83 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// Checks the ledger (`runs`, `states`), the lake (what each `(run key, attempt)` wrote) and
-    /// the live Spark applications (`(endpoint, run key, attempt)`) at `now`; returns every
-    /// violation found.
+    /// The run as last seen.
+    pub fn run(&self, key: &RunKey) -> Option<&Run> {
+        self.runs.get(key)
+    }
+
+    /// Runs that exhausted their attempts (as last seen).
+    pub fn failed(&self) -> impl Iterator<Item = &Run> {
+        self.failed.iter().filter_map(|k| self.runs.get(k))
+    }
+
+    /// A job's runs with `lo <= window.lo < hi`, in window order.
+    fn runs_of<'a>(&'a self, job: &JobId, lo: i64, hi: i64) -> impl Iterator<Item = &'a Run> + 'a {
+        let from = RunKey { job_id: job.clone(), window_lo: UnixTime(lo) };
+        let to = RunKey { job_id: job.clone(), window_lo: UnixTime(hi) };
+        self.runs.range((Bound::Included(from), Bound::Excluded(to))).map(|(_, r)| r)
+    }
+
+    /// Checks the runs `written` since the last check, the job states, the lake (what each
+    /// `(run key, attempt)` wrote) and the live Spark applications (`(endpoint, run, attempt)`) at
+    /// `now`; returns every violation found.
     pub fn check(
         &mut self,
         now: i64,
-        runs: &[Run],
+        written: &[Run],
         states: &[JobState],
         lake: &BTreeMap<(String, u32), u64>,
-        live: &[(String, String, u32)],
+        live: &[(String, RunKey, u32)],
     ) -> Vec<String> {
-        let mut violations = Vec::new();
-        let mut by_job: BTreeMap<&JobId, Vec<&Run>> = BTreeMap::new();
-        for run in runs {
-            by_job.entry(&run.job_id).or_default().push(run);
+        let mut violations = BTreeSet::new();
+        for run in written {
+            let key = run.key();
             if let RunStatus::Published { prefix, .. } = &run.status {
-                let key = run.key().to_string();
                 let now_published = (run.attempt.0, prefix.clone());
                 match self.published.get(&key) {
                     Some(before) if *before != now_published => {
                         self.duplicated += 1;
-                        violations.push(format!(
+                        violations.insert(format!(
                             "{key} published twice: attempt {} at {} after attempt {} at {}",
                             now_published.0, now_published.1, before.0, before.1
                         ));
                     }
                     Some(_) => {}
                     None => {
-                        if !lake.contains_key(&(key.clone(), run.attempt.0)) {
-                            violations.push(format!(
+                        if !lake.contains_key(&(key.to_string(), run.attempt.0)) {
+                            violations.insert(format!(
                                 "{key} published attempt {} at {prefix}, which no successful attempt wrote",
                                 run.attempt.0
                             ));
                         }
-                        self.published.insert(key, now_published);
+                        self.published.insert(key.clone(), now_published);
                     }
                 }
-            } else if let Some(before) = self.published.get(&run.key().to_string()) {
-                violations.push(format!(
-                    "{} was published (attempt {}) and is now {}",
-                    run.key(),
+            } else if let Some(before) = self.published.get(&key) {
+                violations.insert(format!(
+                    "{key} was published (attempt {}) and is now {}",
                     before.0,
                     run.status.name()
                 ));
             }
+            if matches!(run.status, RunStatus::Failed { .. }) {
+                self.failed.insert(key.clone());
+            } else {
+                self.failed.remove(&key);
+            }
+            self.runs.insert(key, run.clone());
         }
-        for runs in by_job.values_mut() {
-            runs.sort_by_key(|r| r.window.lo);
-            for pair in runs.windows(2) {
-                if pair[0].window.hi > pair[1].window.lo {
-                    violations.push(format!(
+        // No window cut twice: a written run does not overlap its neighbours.
+        for run in written {
+            let key = run.key();
+            let before = self.runs.range(..key.clone()).next_back().map(|(_, r)| r);
+            let after = self.runs.range((Bound::Excluded(key), Bound::Unbounded)).next().map(|(_, r)| r);
+            let pairs = [before.map(|b| (b, run)), after.map(|a| (run, a))];
+            for (first, second) in pairs.into_iter().flatten() {
+                if first.job_id == second.job_id && first.window.hi > second.window.lo {
+                    violations.insert(format!(
                         "{}: windows [{}, {}) and [{}, {}) overlap",
-                        pair[0].job_id,
-                        pair[0].window.lo.0,
-                        pair[0].window.hi.0,
-                        pair[1].window.lo.0,
-                        pair[1].window.hi.0
+                        first.job_id, first.window.lo.0, first.window.hi.0, second.window.lo.0, second.window.hi.0
                     ));
                 }
             }
@@ -92,18 +119,21 @@ impl Checker {
             let before = self.watermarks.get(&state.job_id).copied();
             if let Some(before) = before {
                 if watermark < before {
-                    violations.push(format!("{}: watermark moved back from {before} to {watermark}", state.job_id));
+                    violations.insert(format!("{}: watermark moved back from {before} to {watermark}", state.job_id));
                 }
             }
-            if watermark <= JobState::NOT_STARTED.0 {
+            if watermark <= JobState::NOT_STARTED.0 || before.is_some_and(|b| watermark <= b) {
                 continue;
             }
-            let runs = by_job.get(&state.job_id).map(Vec::as_slice).unwrap_or_default();
-            // Tiled from the first window to the watermark by published runs, with no gap.
-            let mut covered_to: Option<i64> = None;
-            for run in runs.iter().filter(|r| r.window.lo.0 < watermark) {
+            // Tiled from the first window (or the part checked before) to the watermark by
+            // published runs, with no gap.
+            let first_lo = self.runs_of(&state.job_id, i64::MIN, i64::MAX).next().map_or(watermark, |r| r.window.lo.0);
+            let checked_to = before.filter(|b| *b > JobState::NOT_STARTED.0);
+            let mut covered_to = checked_to;
+            let mut fresh = Vec::new();
+            for run in self.runs_of(&state.job_id, checked_to.unwrap_or(i64::MIN), watermark) {
                 if !matches!(run.status, RunStatus::Published { .. }) {
-                    violations.push(format!(
+                    violations.insert(format!(
                         "{}: watermark {watermark} is past window [{}, {}), which is {}",
                         state.job_id,
                         run.window.lo.0,
@@ -114,41 +144,43 @@ impl Checker {
                 if let Some(c) = covered_to {
                     if run.window.lo.0 != c {
                         violations
-                            .push(format!("{}: gap [{c}, {}) below the watermark", state.job_id, run.window.lo.0));
+                            .insert(format!("{}: gap [{c}, {}) below the watermark", state.job_id, run.window.lo.0));
                     }
                 }
                 covered_to = Some(run.window.hi.0);
-                if before.is_none_or(|b| run.window.hi.0 > b) && run.window.hi.0 <= watermark {
-                    self.freshness_secs.push(now - run.window.hi.0);
-                    self.freshness_at.push((now - runs[0].window.lo.0, now - run.window.hi.0));
+                if run.window.hi.0 <= watermark {
+                    fresh.push((now - first_lo, now - run.window.hi.0));
                 }
             }
+            for (at, secs) in fresh {
+                self.freshness_secs.push(secs);
+                self.freshness_at.push((at, secs));
+            }
             if covered_to.is_some_and(|c| c != watermark) {
-                violations.push(format!(
+                violations.insert(format!(
                     "{}: watermark {watermark} is not the end of its published windows (they end at {covered_to:?})",
                     state.job_id
                 ));
             }
             self.watermarks.insert(state.job_id.clone(), watermark);
         }
-        let mut apps: BTreeMap<(&str, u32), BTreeSet<&str>> = BTreeMap::new();
-        let mut count: BTreeMap<(&str, u32), usize> = BTreeMap::new();
+        let mut apps: BTreeMap<(&RunKey, u32), BTreeSet<&str>> = BTreeMap::new();
+        let mut count: BTreeMap<(&RunKey, u32), usize> = BTreeMap::new();
         for (endpoint, key, attempt) in live {
             apps.entry((key, *attempt)).or_default().insert(endpoint);
             *count.entry((key, *attempt)).or_default() += 1;
         }
         for ((key, attempt), n) in count {
             if n > 1 {
-                violations.push(format!("{key} attempt {attempt} runs {n} times at once"));
+                violations.insert(format!("{key} attempt {attempt} runs {n} times at once"));
             }
         }
-        let current: BTreeMap<String, u32> = runs.iter().map(|r| (r.key().to_string(), r.attempt.0)).collect();
         for ((key, attempt), endpoints) in apps {
-            if current.get(key) == Some(&attempt) && endpoints.len() > 1 {
-                violations.push(format!("{key} attempt {attempt} is live on clusters {endpoints:?}"));
+            if self.runs.get(key).map(|r| r.attempt.0) == Some(attempt) && endpoints.len() > 1 {
+                violations.insert(format!("{key} attempt {attempt} is live on clusters {endpoints:?}"));
             }
         }
-        violations
+        violations.into_iter().collect()
     }
 }
 
@@ -238,7 +270,8 @@ mod tests {
         let pending = RunStatus::Pending { not_before: UnixTime(0) };
         let mut second = run(1200, 1, pending.clone());
         second.window.hi = UnixTime(1500);
-        let live = [("a".to_string(), "j@1000".to_string(), 1), ("b".to_string(), "j@1000".to_string(), 1)];
+        let key = run(1000, 1, RunStatus::Pending { not_before: UnixTime(0) }).key();
+        let live = [("a".to_string(), key.clone(), 1), ("b".to_string(), key, 1)];
         let found = c.check(0, &[run(1000, 1, pending), second], &[], &BTreeMap::new(), &live);
         assert!(found.iter().any(|v| v.contains("overlap")), "{found:?}");
         assert!(found.iter().any(|v| v.contains("runs 2 times at once")), "{found:?}");

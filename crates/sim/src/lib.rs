@@ -346,7 +346,9 @@ struct World {
     next_sweep: i64,
     next_rotation: i64,
     /// Spot losses not yet recovered from: (when, ledger key, runs that were on it).
-    losses: Vec<(i64, ClusterKey, BTreeSet<String>)>,
+    losses: Vec<(i64, ClusterKey, BTreeSet<RunKey>)>,
+    /// The store's run journal position the checks have seen up to.
+    runs_seen_to: u64,
     checker: Checker,
     trace: VecDeque<String>,
     report: SimReport,
@@ -437,6 +439,7 @@ impl World {
             deployment: DEPLOYMENT.into(),
             drain_secs: 600,
             start_timeout_secs: 2700,
+            terminate_settle_secs: 300,
             launch_retry_secs: 600,
             orphan_grace_secs: 1800,
             failover: if config.strategy == Strategy::Baseline { Failover::WaitForReplacement } else { Failover::Warm },
@@ -501,6 +504,7 @@ impl World {
             next_sweep: T0.0 + SWEEP_EVERY_SECS,
             next_rotation: T0.0 + ROTATION_EVERY_SECS,
             losses: Vec::new(),
+            runs_seen_to: 0,
             checker: Checker::default(),
             trace: VecDeque::new(),
             report,
@@ -620,12 +624,11 @@ impl World {
             // (a strategy that acts on the warning may have moved them by then: recovery 0).
             self.report.spot_losses += 1;
             if let Some(key) = self.emr.clusters().into_iter().find(|c| c.id == id).and_then(|c| c.launch_key()) {
-                let runs: BTreeSet<String> = self
-                    .store
-                    .all_runs()
+                let runs: BTreeSet<RunKey> = block_on(self.store.active_runs())
+                    .expect("the in-memory store does not fail")
                     .into_iter()
-                    .filter(|r| r.status.is_unfinished() && r.status.cluster() == Some(&key))
-                    .map(|r| r.key().to_string())
+                    .filter(|r| r.status.cluster() == Some(&key))
+                    .map(|r| r.key())
                     .collect();
                 self.losses.push((now + SPOT_WARNING_SECS, key, runs));
             }
@@ -688,11 +691,10 @@ impl World {
         // Norris terminated it (USER_REQUEST): nothing of norris's may still be on it.
         if cluster.state_reason.as_deref() == Some("USER_REQUEST") {
             if let Some(key) = cluster.launch_key() {
-                let stranded: Vec<String> = self
-                    .store
-                    .all_runs()
+                let stranded: Vec<String> = block_on(self.store.active_runs())
+                    .expect("the in-memory store does not fail")
                     .into_iter()
-                    .filter(|r| r.status.is_unfinished() && r.status.cluster() == Some(&key))
+                    .filter(|r| r.status.cluster() == Some(&key))
                     .map(|r| r.key().to_string())
                     .collect();
                 if !stranded.is_empty() {
@@ -788,6 +790,7 @@ impl World {
                 self.livy.set_phase(&app.endpoint, &app.name, BatchPhase::Running);
             }
         }
+        self.apps.retain(|a| !a.done);
         for app in finished {
             let (phase, outcome) = match app.fate {
                 AppFate::Succeeds => (BatchPhase::Succeeded, Some(AttemptOutcome::Succeeded)),
@@ -922,9 +925,8 @@ impl World {
             return;
         }
         let failed: Vec<RunKey> = self
-            .store
-            .all_runs()
-            .into_iter()
+            .checker
+            .failed()
             .filter(
                 |r| matches!(r.status, RunStatus::Failed { at, .. } if at.0 + faults.operator_retry_after_secs <= now),
             )
@@ -946,26 +948,37 @@ impl World {
     }
 
     fn check(&mut self, now: i64) {
-        let runs = self.store.all_runs();
+        let (written, seen_to) = self.store.runs_written_since(self.runs_seen_to);
+        self.runs_seen_to = seen_to;
+        let states = self.store.all_job_states();
+        let live: Vec<(String, RunKey, u32)> = self
+            .apps
+            .iter()
+            .filter(|a| !a.done)
+            .map(|a| (a.endpoint.clone(), a.run_key.clone(), a.attempt.0))
+            .collect();
+        let found = self.checker.check(now, &written, &states, &self.lake, &live);
+        for v in found {
+            self.violation(now, v);
+        }
         let clusters = block_on(self.store.list_clusters()).expect("the in-memory store does not fail");
-        for c in clusters.iter().filter(|c| matches!(c.state, ClusterState::Terminated { .. })) {
-            let stranded: Vec<String> = runs
-                .iter()
-                .filter(|r| r.status.is_unfinished() && r.status.cluster() == Some(&c.key))
-                .map(|r| r.key().to_string())
-                .collect();
-            if !stranded.is_empty() {
-                self.violation(
-                    now,
-                    format!("cluster {} is terminated with unfinished runs on it: {stranded:?}", c.key),
-                );
+        let terminated: BTreeSet<&ClusterKey> =
+            clusters.iter().filter(|c| matches!(c.state, ClusterState::Terminated { .. })).map(|c| &c.key).collect();
+        let active = block_on(self.store.active_runs()).expect("the in-memory store does not fail");
+        let mut stranded: BTreeMap<&ClusterKey, Vec<String>> = BTreeMap::new();
+        for run in &active {
+            if let Some(key) = run.status.cluster().filter(|k| terminated.contains(k)) {
+                stranded.entry(key).or_default().push(run.key().to_string());
             }
+        }
+        for (key, runs) in stranded {
+            self.violation(now, format!("cluster {key} is terminated with unfinished runs on it: {runs:?}"));
         }
         // Recovery: every run that was on a lost cluster runs again elsewhere (or is published).
         let mut recovered = Vec::new();
         for (i, (at, key, on_it)) in self.losses.iter().enumerate() {
             let back = on_it.iter().all(|k| {
-                runs.iter().find(|r| &r.key().to_string() == k).is_none_or(|r| match &r.status {
+                self.checker.run(k).is_none_or(|r| match &r.status {
                     RunStatus::Running { cluster, .. } => cluster != key,
                     RunStatus::Published { .. } | RunStatus::Failed { .. } => true,
                     _ => false,
@@ -978,17 +991,6 @@ impl World {
         for (i, secs) in recovered.into_iter().rev() {
             self.losses.remove(i);
             self.report.recovery_secs.push(secs);
-        }
-        let states = self.store.all_job_states();
-        let live: Vec<(String, String, u32)> = self
-            .apps
-            .iter()
-            .filter(|a| !a.done)
-            .map(|a| (a.endpoint.clone(), a.run_key.to_string(), a.attempt.0))
-            .collect();
-        let found = self.checker.check(now, &runs, &states, &self.lake, &live);
-        for v in found {
-            self.violation(now, v);
         }
     }
 

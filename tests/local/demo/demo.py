@@ -53,6 +53,9 @@ LIFECYCLE_ENV = {
     "NORRIS_EMR_LOG_URI": "s3://norris-demo-logs/emr/",
     # Runs on a draining cluster get this long to finish before they are moved.
     "NORRIS_DRAIN_SECS": "180",
+    # A drained or lost cluster is terminated this long after (at least the longest time a pass
+    # that places runs can take: seconds here, a Lambda timeout in AWS).
+    "NORRIS_TERMINATE_SETTLE_SECS": "10",
 }
 POOL = {
     "size_class": "small",
