@@ -11,8 +11,8 @@ help:
 	@echo "make test   every check and test (starts and stops the local world)"
 	@echo "make up     start the local world (moto, MariaDB, PostgreSQL) and leave it running"
 	@echo "make down   stop what 'make up' started"
-	@echo "make sim     the deterministic simulator: SEEDS seeds x DAYS virtual days, every strategy (SEED, JOBS, CLUSTERS, SPOT_PER_MONTH)"
-	@echo "make soak    10,000 seeds x 1 virtual day of norris's strategy"
+	@echo "make sim     the deterministic simulator: SEEDS seeds x DAYS virtual days, every strategy (SEED, JOBS, CLUSTERS, FAULTS, SPOT_BAND or SPOT_PER_MONTH)"
+	@echo "make soak    10,000 seeds x 1 virtual day of norris's strategy under the harsh fault mix"
 	@echo "make bench   benchmarks: scheduler tick cost and DynamoDB requests per tick, Lambda binary size/start/memory"
 	@echo "make package  the four Lambda zips at target/lambda/<function>/bootstrap.zip"
 	@echo "make deploy   package, then deploy every deployment of infra/deployments.json (DEPLOYMENTS=name... for some)"
@@ -55,17 +55,27 @@ SEEDS ?= 20
 DAYS ?= 7
 JOBS ?= 10
 CLUSTERS ?= 2
+# FAULTS: harsh (finds bugs) or realistic (for comparing figures). SPOT_BAND: per cent of spot
+# instances reclaimed per month (5, 10, 15, 20); without it, SPOT_PER_MONTH cluster-ending losses
+# per cluster per 30 days (30: the harsh test rate).
+FAULTS ?= harsh
+SPOT_BAND ?=
 SPOT_PER_MONTH ?= 30
-# Every strategy on each seed; JSON of every report and an HTML report of the first seed in target/sim.
+SPOT = $(if $(SPOT_BAND),--spot-band $(SPOT_BAND),--spot-per-month $(SPOT_PER_MONTH))
+# Every strategy on each seed, seeds on every core; the aggregate per strategy as JSON and the
+# first seed's plots in target/sim.
 sim:
 	$(CARGO) run -q --release --locked -p norris-cli -- sim --seed $(SEED) --seeds $(SEEDS) --days $(DAYS) \
-	  --jobs $(JOBS) --clusters $(CLUSTERS) --spot-per-month $(SPOT_PER_MONTH) \
+	  --jobs $(JOBS) --clusters $(CLUSTERS) --faults $(FAULTS) $(SPOT) \
 	  --out target/sim/report.json --html target/sim/report.html
 
-# The long soak: 10,000 seeds x 1 virtual day, norris's strategy.
+# The long soak: 10,000 seeds x 1 virtual day, norris's strategy, harsh faults; the per-seed lines
+# in target/sim/soak.txt, the aggregate in target/sim/soak.json.
 soak:
+	mkdir -p target/sim
 	$(CARGO) run -q --release --locked -p norris-cli -- sim --seed 0 --seeds 10000 --days 1 --jobs 3 \
-	  --clusters $(CLUSTERS) --norris-only > target/sim-soak.txt && tail -n 3 target/sim-soak.txt
+	  --clusters $(CLUSTERS) --norris-only --out target/sim/soak.json > target/sim/soak.txt; \
+	  status=$$?; tail -n 20 target/sim/soak.txt; exit $$status
 
 package:
 	bash infra/package.sh

@@ -50,11 +50,24 @@ enum Command {
         #[arg(long)]
         html: Option<PathBuf>,
         /// Only norris's strategy (no baselines): what the CI sweep runs.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "strategies")]
         norris_only: bool,
+        /// The strategies to run, comma-separated (norris, baseline, on_demand_only; default all).
+        #[arg(long, value_delimiter = ',')]
+        strategies: Vec<String>,
+        /// The fault mix: `harsh` (finds bugs; the default) or `realistic` (for comparing figures).
+        #[arg(long, default_value = "harsh")]
+        faults: String,
         /// Cluster-ending spot interruptions per cluster per 30 days (default: the harsh test mix).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "spot_band")]
         spot_per_month: Option<f64>,
+        /// Spot interruption band, per cent of instances reclaimed per month (5, 10, 15, 20): sets
+        /// the cluster-loss rate from the cluster's spot nodes.
+        #[arg(long)]
+        spot_band: Option<f64>,
+        /// Threads (default: every core). Results do not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
         /// Also write every seed's reports (a key per strategy) as one JSON array here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -171,11 +184,55 @@ enum PoolsCommand {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Command::Sim { seed, seeds, days, jobs, clusters, json, html, norris_only, spot_per_month, out } =
-        cli.command
+    if let Command::Sim {
+        seed,
+        seeds,
+        days,
+        jobs,
+        clusters,
+        json,
+        html,
+        norris_only,
+        strategies,
+        faults,
+        spot_per_month,
+        spot_band,
+        threads,
+        out,
+    } = cli.command
     {
         // The handlers' logs of injected faults would drown the report: the trace tells the story.
-        return simulate(SimArgs { seed, seeds, days, jobs, clusters, json, html, norris_only, spot_per_month, out });
+        let strategies: Vec<norris_sim::Strategy> = if norris_only {
+            vec![norris_sim::Strategy::Norris]
+        } else if strategies.is_empty() {
+            norris_sim::Strategy::ALL.to_vec()
+        } else {
+            strategies
+                .iter()
+                .map(|k| norris_sim::Strategy::from_key(k).with_context(|| format!("no strategy named {k:?}")))
+                .collect::<Result<_>>()?
+        };
+        let faults = match faults.as_str() {
+            "harsh" => norris_sim::Faults::default_mix(),
+            "realistic" => norris_sim::Faults::realistic(),
+            other => bail!("--faults must be harsh or realistic, not {other:?}"),
+        };
+        let spot_per_month = spot_band.map(norris_sim::spot_losses_per_month).or(spot_per_month);
+        let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        return simulate(SimArgs {
+            seed,
+            seeds,
+            days,
+            jobs,
+            clusters,
+            json,
+            html,
+            strategies,
+            faults,
+            spot_per_month,
+            threads,
+            out,
+        });
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
@@ -363,8 +420,10 @@ struct SimArgs {
     clusters: u32,
     json: bool,
     html: Option<PathBuf>,
-    norris_only: bool,
+    strategies: Vec<norris_sim::Strategy>,
+    faults: norris_sim::Faults,
     spot_per_month: Option<f64>,
+    threads: usize,
     out: Option<PathBuf>,
 }
 
@@ -372,37 +431,72 @@ struct SimArgs {
 /// promise was broken, after printing the seed, the violations and the trace.
 fn simulate(args: SimArgs) -> Result<()> {
     let mut broken = Vec::new();
-    let mut all = Vec::new();
-    for s in args.seed..args.seed.saturating_add(args.seeds) {
+    let mut aggregate = norris_sim::sweep::Aggregate::new();
+    let config_of = |s: u64| {
         let mut config = norris_sim::SimConfig::new(s, args.days, args.jobs, args.clusters);
+        config.faults = args.faults;
         if let Some(rate) = args.spot_per_month {
             config.faults.spot_interruptions_per_month = rate;
         }
-        let reports = if args.norris_only {
-            std::collections::BTreeMap::from([("norris", norris_sim::simulate(&config))])
-        } else {
-            norris_sim::simulate_strategies(&config)
-        };
-        if args.json {
-            let summary: serde_json::Map<String, Value> = reports
-                .iter()
-                .map(|(k, r)| {
-                    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-                    if let Some(o) = v.as_object_mut() {
-                        o.remove("freshness_over_time");
-                        o.insert("invariant_violations".into(), r.invariant_violations.len().into());
-                        o.insert(
-                            "violations".into(),
-                            serde_json::to_value(&r.invariant_violations).unwrap_or(Value::Null),
-                        );
-                    }
-                    ((*k).to_string(), v)
-                })
-                .collect();
-            println!("{}", Value::Object(summary));
-        } else {
-            for (key, report) in &reports {
-                println!(
+        config
+    };
+    let simulated_secs = {
+        let c = config_of(args.seed);
+        (c.fault_secs + c.heal_secs) as f64
+    };
+    let run = |s: u64| norris_sim::simulate_some(&config_of(s), &args.strategies);
+    let mut failure: Option<anyhow::Error> = None;
+    let seeds = args.seed..args.seed.saturating_add(args.seeds);
+    norris_sim::sweep::run_seeds(seeds, args.threads, run, |s, reports| {
+        norris_sim::sweep::fold(&mut aggregate, &reports, simulated_secs);
+        if let Err(e) = show_seed(&args, s, &reports, &mut broken) {
+            failure.get_or_insert(e);
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if !args.json && (args.seeds > 1 || args.out.is_some()) {
+        println!("\n{}", norris_sim::sweep::table(&aggregate));
+    }
+    if let Some(path) = &args.out {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&aggregate)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if !broken.is_empty() {
+        bail!("promises broken for seeds {broken:?} (replay one with --seed S --seeds 1)");
+    }
+    Ok(())
+}
+
+/// Prints one seed's reports (a line per strategy, or one JSON object), writes the HTML page
+/// of the first seed, and notes the seed when a promise was broken.
+fn show_seed(
+    args: &SimArgs,
+    s: u64,
+    reports: &std::collections::BTreeMap<&'static str, norris_sim::SimReport>,
+    broken: &mut Vec<String>,
+) -> Result<()> {
+    if args.json {
+        let summary: serde_json::Map<String, Value> = reports
+            .iter()
+            .map(|(k, r)| {
+                let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("freshness_over_time");
+                    o.insert("invariant_violations".into(), r.invariant_violations.len().into());
+                    o.insert("violations".into(), serde_json::to_value(&r.invariant_violations).unwrap_or(Value::Null));
+                }
+                ((*k).to_string(), v)
+            })
+            .collect();
+        println!("{}", Value::Object(summary));
+    } else {
+        for (key, report) in reports {
+            println!(
                     "seed {s} {key:>14}: windows expected {} committed {} duplicated {} lost {}; freshness p50 {} s p99 {} s; \
                      {} spot losses, recovery p50 {} s p99 {} s; {} rotations, {} clusters; cost: clusters ${:.2}, \
                      control plane ${:.2}/month; {} invocations ({} died), {} store ops; {}",
@@ -424,37 +518,22 @@ fn simulate(args: SimArgs) -> Result<()> {
                     report.store_operations,
                     if report.ok() { "ok" } else { "PROMISES BROKEN" }
                 );
-            }
-        }
-        if let (Some(path), true) = (&args.html, s == args.seed) {
-            let title =
-                format!("norris sim: seed {s}, {} days, {} jobs, {} clusters", args.days, args.jobs, args.clusters);
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::write(path, norris_sim::html::report_page(&title, &reports))?;
-            eprintln!("wrote {}", path.display());
-        }
-        if args.out.is_some() {
-            all.push(serde_json::to_value(&reports)?);
-        }
-        for (key, report) in &reports {
-            if !report.ok() {
-                eprintln!("seed {s} {key}: {}", report.invariant_violations.join("\n  "));
-                eprintln!("trace:\n  {}", report.trace.join("\n  "));
-                broken.push(format!("{s} ({key})"));
-            }
         }
     }
-    if let Some(path) = &args.out {
+    if let (Some(path), true) = (&args.html, s == args.seed) {
+        let title = format!("norris sim: seed {s}, {} days, {} jobs, {} clusters", args.days, args.jobs, args.clusters);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(path, serde_json::to_string(&all)?)?;
+        std::fs::write(path, norris_sim::html::report_page(&title, reports))?;
         eprintln!("wrote {}", path.display());
     }
-    if !broken.is_empty() {
-        bail!("promises broken for seeds {broken:?} (replay one with --seed S --seeds 1)");
+    for (key, report) in reports {
+        if !report.ok() {
+            eprintln!("seed {s} {key}: {}", report.invariant_violations.join("\n  "));
+            eprintln!("trace:\n  {}", report.trace.join("\n  "));
+            broken.push(format!("{s} ({key})"));
+        }
     }
     Ok(())
 }

@@ -57,6 +57,12 @@ impl MemoryEmr {
         self.lock().clusters.values().cloned().collect()
     }
 
+    /// The clusters `keep` accepts: a simulated world looks at the few live ones many times a
+    /// minute, not at every cluster it ever had.
+    pub fn clusters_where(&self, keep: impl Fn(&EmrCluster) -> bool) -> Vec<EmrCluster> {
+        self.lock().clusters.values().filter(|c| keep(c)).cloned().collect()
+    }
+
     /// How many RunJobFlow calls launched a cluster.
     pub fn launches(&self) -> u64 {
         self.lock().launches
