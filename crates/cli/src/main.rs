@@ -5,7 +5,7 @@
 mod demo;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use norris_control::{scheduler, SchedulerConfig};
 use norris_dynamo::{DynamoStore, TableNames};
 use norris_model::{JobDefinition, JobId, PoolDefinition, Validity};
@@ -27,51 +27,7 @@ struct Cli {
 enum Command {
     /// The deterministic simulator: the scheduler handler over in-memory DynamoDB and Livy models
     /// with faults, every promise checked after every invocation (no AWS needed).
-    Sim {
-        /// First seed (a seed replays a run exactly).
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// How many consecutive seeds to run.
-        #[arg(long, default_value_t = 1)]
-        seeds: u64,
-        /// Virtual days of faults (then two hours to converge).
-        #[arg(long, default_value_t = 1.0)]
-        days: f64,
-        /// Jobs on a 5-minute interval.
-        #[arg(long, default_value_t = 10)]
-        jobs: u32,
-        /// Ready clusters.
-        #[arg(long, default_value_t = 2)]
-        clusters: u32,
-        /// One JSON object per seed, a key per strategy, instead of a summary.
-        #[arg(long)]
-        json: bool,
-        /// Also write an HTML report with plots (of the first seed) here.
-        #[arg(long)]
-        html: Option<PathBuf>,
-        /// Only norris's strategy (no baselines): what the CI sweep runs.
-        #[arg(long, conflicts_with = "strategies")]
-        norris_only: bool,
-        /// The strategies to run, comma-separated (norris, baseline, on_demand_only; default all).
-        #[arg(long, value_delimiter = ',')]
-        strategies: Vec<String>,
-        /// The fault mix: `harsh` (finds bugs; the default) or `realistic` (for comparing figures).
-        #[arg(long, default_value = "harsh")]
-        faults: String,
-        /// Cluster-ending spot interruptions per cluster per 30 days (default: the harsh test mix).
-        #[arg(long, conflicts_with = "spot_band")]
-        spot_per_month: Option<f64>,
-        /// Spot interruption band, per cent of instances reclaimed per month (5, 10, 15, 20): sets
-        /// the cluster-loss rate from the cluster's spot nodes.
-        #[arg(long)]
-        spot_band: Option<f64>,
-        /// Threads (default: every core). Results do not depend on it.
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Also write every seed's reports (a key per strategy) as one JSON array here.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Sim(SimArgs),
     /// DynamoDB tables.
     Tables {
         #[command(subcommand)]
@@ -184,55 +140,9 @@ enum PoolsCommand {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Command::Sim {
-        seed,
-        seeds,
-        days,
-        jobs,
-        clusters,
-        json,
-        html,
-        norris_only,
-        strategies,
-        faults,
-        spot_per_month,
-        spot_band,
-        threads,
-        out,
-    } = cli.command
-    {
+    if let Command::Sim(args) = &cli.command {
         // The handlers' logs of injected faults would drown the report: the trace tells the story.
-        let strategies: Vec<norris_sim::Strategy> = if norris_only {
-            vec![norris_sim::Strategy::Norris]
-        } else if strategies.is_empty() {
-            norris_sim::Strategy::ALL.to_vec()
-        } else {
-            strategies
-                .iter()
-                .map(|k| norris_sim::Strategy::from_key(k).with_context(|| format!("no strategy named {k:?}")))
-                .collect::<Result<_>>()?
-        };
-        let faults = match faults.as_str() {
-            "harsh" => norris_sim::Faults::default_mix(),
-            "realistic" => norris_sim::Faults::realistic(),
-            other => bail!("--faults must be harsh or realistic, not {other:?}"),
-        };
-        let spot_per_month = spot_band.map(norris_sim::spot_losses_per_month).or(spot_per_month);
-        let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        return simulate(SimArgs {
-            seed,
-            seeds,
-            days,
-            jobs,
-            clusters,
-            json,
-            html,
-            strategies,
-            faults,
-            spot_per_month,
-            threads,
-            out,
-        });
+        return simulate(args);
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
@@ -412,44 +322,104 @@ async fn list_jobs(store: &DynamoStore) -> Result<()> {
 }
 
 /// What `norris sim` was asked.
+#[derive(Args)]
 struct SimArgs {
+    /// First seed (a seed replays a run exactly).
+    #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// How many consecutive seeds to run.
+    #[arg(long, default_value_t = 1)]
     seeds: u64,
+    /// Virtual days of faults (then two hours to converge).
+    #[arg(long, default_value_t = 1.0)]
     days: f64,
+    /// Jobs on a 5-minute interval.
+    #[arg(long, default_value_t = 10)]
     jobs: u32,
+    /// Ready clusters.
+    #[arg(long, default_value_t = 2)]
     clusters: u32,
+    /// One JSON object per seed, a key per strategy, instead of a summary.
+    #[arg(long)]
     json: bool,
+    /// Also write an HTML report with plots (of the first seed) here.
+    #[arg(long)]
     html: Option<PathBuf>,
-    strategies: Vec<norris_sim::Strategy>,
-    faults: norris_sim::Faults,
+    /// Only norris's strategy (no baselines): what the CI sweep runs.
+    #[arg(long, conflicts_with = "strategies")]
+    norris_only: bool,
+    /// The strategies to run, comma-separated (norris, baseline, on_demand_only; default all).
+    #[arg(long, value_delimiter = ',')]
+    strategies: Vec<String>,
+    /// The fault mix: `harsh` (finds bugs; the default) or `realistic` (for comparing figures).
+    #[arg(long, default_value = "harsh")]
+    faults: String,
+    /// Cluster-ending spot interruptions per cluster per 30 days (default: the harsh test mix).
+    #[arg(long, conflicts_with = "spot_band")]
     spot_per_month: Option<f64>,
-    threads: usize,
+    /// Spot interruption band, per cent of instances reclaimed per month (5, 10, 15, 20): sets
+    /// the cluster-loss rate from the cluster's spot nodes.
+    #[arg(long)]
+    spot_band: Option<f64>,
+    /// Threads (default: every core). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Also write every seed's reports (a key per strategy) as one JSON array here.
+    #[arg(long)]
     out: Option<PathBuf>,
+}
+
+impl SimArgs {
+    /// The strategies asked for.
+    fn strategies(&self) -> Result<Vec<norris_sim::Strategy>> {
+        if self.norris_only {
+            return Ok(vec![norris_sim::Strategy::Norris]);
+        }
+        if self.strategies.is_empty() {
+            return Ok(norris_sim::Strategy::ALL.to_vec());
+        }
+        self.strategies
+            .iter()
+            .map(|k| norris_sim::Strategy::from_key(k).with_context(|| format!("no strategy named {k:?}")))
+            .collect()
+    }
+
+    /// The fault mix asked for, with the spot rate from the band or the rate.
+    fn faults(&self) -> Result<norris_sim::Faults> {
+        let mut faults = match self.faults.as_str() {
+            "harsh" => norris_sim::Faults::default_mix(),
+            "realistic" => norris_sim::Faults::realistic(),
+            other => bail!("--faults must be harsh or realistic, not {other:?}"),
+        };
+        if let Some(rate) = self.spot_band.map(norris_sim::spot_losses_per_month).or(self.spot_per_month) {
+            faults.spot_interruptions_per_month = rate;
+        }
+        Ok(faults)
+    }
 }
 
 /// Runs `seeds` simulations from `seed`, each strategy on the same fault trace; fails when any
 /// promise was broken, after printing the seed, the violations and the trace.
-fn simulate(args: SimArgs) -> Result<()> {
+fn simulate(args: &SimArgs) -> Result<()> {
+    let (strategies, faults) = (args.strategies()?, args.faults()?);
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut broken = Vec::new();
     let mut aggregate = norris_sim::sweep::Aggregate::new();
     let config_of = |s: u64| {
         let mut config = norris_sim::SimConfig::new(s, args.days, args.jobs, args.clusters);
-        config.faults = args.faults;
-        if let Some(rate) = args.spot_per_month {
-            config.faults.spot_interruptions_per_month = rate;
-        }
+        config.faults = faults;
         config
     };
     let simulated_secs = {
         let c = config_of(args.seed);
         (c.fault_secs + c.heal_secs) as f64
     };
-    let run = |s: u64| norris_sim::simulate_some(&config_of(s), &args.strategies);
+    let run = |s: u64| norris_sim::simulate_some(&config_of(s), &strategies);
     let mut failure: Option<anyhow::Error> = None;
     let seeds = args.seed..args.seed.saturating_add(args.seeds);
-    norris_sim::sweep::run_seeds(seeds, args.threads, run, |s, reports| {
+    norris_sim::sweep::run_seeds(seeds, threads, run, |s, reports| {
         norris_sim::sweep::fold(&mut aggregate, &reports, simulated_secs);
-        if let Err(e) = show_seed(&args, s, &reports, &mut broken) {
+        if let Err(e) = show_seed(args, s, &reports, &mut broken) {
             failure.get_or_insert(e);
         }
     });
