@@ -16,8 +16,8 @@ use crate::config::{number, ConfigError};
 use crate::scheduler::{follow_and_commit, TickError, TickReport};
 use crate::SchedulerConfig;
 use norris_engine::clusters::{
-    doom, may_terminate, move_run, must_move_runs, needs_livy_probe, observe_cluster, orphans, plan_pool, rotate_early,
-    PoolDecision,
+    doom, may_terminate, move_run, moved_and_waiting, must_move_runs, needs_livy_probe, observe_cluster, orphans,
+    plan_pool, rotate_early, PoolDecision,
 };
 use norris_model::{Cluster, ClusterKey, ClusterState, LaunchRequest, PoolDefinition, Run, UnixTime, Version};
 use norris_ports::{BatchService, EmrError, EmrService, StateStore, StoreError, WriteError};
@@ -113,8 +113,12 @@ pub struct ClusterReport {
     pub terminated: Vec<String>,
     /// Runs moved off lost or drained clusters.
     pub runs_moved: usize,
-    /// Of those, placed again in this pass (warm failover).
+    /// Of those, placed again in this pass (warm failover), with runs moved by an earlier pass
+    /// that died before placing them.
     pub runs_placed_again: usize,
+    /// Runs an earlier pass moved and did not place.
+    #[serde(skip)]
+    pub moved_waiting: usize,
     /// EMR clusters terminated as orphans (ids).
     pub orphans_terminated: Vec<String>,
     /// Conditional writes lost to another writer (that writer's decision stands).
@@ -428,6 +432,7 @@ pub async fn plan_pools<S: StateStore, E: EmrService>(
 ) -> Result<(), StoreError> {
     let clusters = store.list_clusters().await?;
     let active = store.active_runs().await?;
+    report.moved_waiting = active.iter().filter(|r| moved_and_waiting(r, now)).count();
     let mut runs_on: BTreeMap<&ClusterKey, usize> = BTreeMap::new();
     for run in &active {
         if let Some(c) = run.status.cluster() {
@@ -525,7 +530,7 @@ async fn valid_pools<S: StateStore>(store: &S) -> Result<Vec<PoolDefinition>, St
     Ok(store.list_pools().await?.into_iter().filter_map(|p| p.parsed.ok()).collect())
 }
 
-/// Places and follows the moved runs at once (warm failover) when any moved.
+/// Places and follows the moved runs at once (warm failover) when any moved or wait moved.
 async fn place_moved<S: StateStore, B: BatchService>(
     store: &S,
     livy: &B,
@@ -533,7 +538,7 @@ async fn place_moved<S: StateStore, B: BatchService>(
     config: &LifecycleConfig,
     report: &mut ClusterReport,
 ) -> Result<(), LifecycleError> {
-    if report.runs_moved == 0 {
+    if report.runs_moved == 0 && report.moved_waiting == 0 {
         return Ok(());
     }
     let mut tick = TickReport { now: now.secs(), ..TickReport::default() };

@@ -188,6 +188,17 @@ pub fn may_terminate(cluster: &Cluster, runs_on_it: usize, now: UnixTime, settle
     runs_on_it == 0 && now.secs() >= since.secs() + settle_secs
 }
 
+/// How a moved run's outcome begins.
+const MOVED_OFF_CLUSTER: &str = "moved off cluster ";
+
+/// Whether the run was moved off a cluster and is still waiting to be placed: a lifecycle pass
+/// that moved it may have died before placing it, and the next pass places it (warm failover
+/// must not wait for the scheduler's next tick).
+pub fn moved_and_waiting(run: &Run, now: UnixTime) -> bool {
+    matches!(run.status, RunStatus::Pending { not_before } if not_before <= now)
+        && run.last_outcome.as_ref().is_some_and(|o| o.summary.starts_with(MOVED_OFF_CLUSTER))
+}
+
 /// A run moved off `cluster`: a new attempt, pending at once. The new attempt fences the old one
 /// (which may still be running on a cluster that answers no more): it can write files but never
 /// be published. `None` when the run is not on that cluster.
@@ -197,7 +208,7 @@ pub fn move_run(run: &Run, cluster: &ClusterKey, why: &str, now: UnixTime) -> Op
     }
     let mut next = run.clone();
     next.last_outcome =
-        Some(RunOutcome { attempt: run.attempt, summary: format!("moved off cluster {cluster}: {why}") });
+        Some(RunOutcome { attempt: run.attempt, summary: format!("{MOVED_OFF_CLUSTER}{cluster}: {why}") });
     next.attempt = Attempt(run.attempt.0 + 1);
     next.status = RunStatus::Pending { not_before: now };
     next.updated_at = now;
@@ -396,6 +407,7 @@ mod tests {
         let moved = move_run(&run, &ClusterKey::new("small-1"), "spot loss", T).expect("moved");
         assert_eq!(moved.attempt, Attempt(3));
         assert_eq!(moved.status, RunStatus::Pending { not_before: T });
+        assert!(moved_and_waiting(&moved, T) && !moved_and_waiting(&run, T));
         assert!(moved.last_outcome.expect("outcome").summary.contains("moved off cluster small-1: spot loss"));
     }
 

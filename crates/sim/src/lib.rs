@@ -336,6 +336,23 @@ impl SimReport {
     }
 }
 
+/// A spot loss the world waits to see recovered from: every run that was on the cluster has
+/// its Spark application running again on another cluster (or is published or failed). What
+/// counts is Spark running, not the ledger saying so: that is what a user waits for.
+#[derive(Debug)]
+struct Loss {
+    /// When spot takes the node.
+    at: i64,
+    /// The lost cluster's ledger key.
+    cluster: ClusterKey,
+    /// Its Livy endpoint.
+    endpoint: Option<String>,
+    /// The runs on it, with their attempt then.
+    runs: BTreeMap<RunKey, Attempt>,
+    /// Those whose later attempt has started on another cluster.
+    restarted: BTreeSet<RunKey>,
+}
+
 /// A Spark application the world runs for a batch: it lives on in YARN even when Livy forgets
 /// its batch, and writes its result when it finishes.
 #[derive(Debug, Clone)]
@@ -389,8 +406,8 @@ struct World {
     pending_events: Vec<(i64, Option<ClusterSignal>)>,
     next_sweep: i64,
     next_rotation: i64,
-    /// Spot losses not yet recovered from: (when, ledger key, runs that were on it).
-    losses: Vec<(i64, ClusterKey, BTreeSet<RunKey>)>,
+    /// Spot losses not yet recovered from.
+    losses: Vec<Loss>,
     /// The store's run journal position the checks have seen up to.
     runs_seen_to: u64,
     checker: Checker,
@@ -666,14 +683,17 @@ impl World {
             // The loss counts from when spot takes the node, with the runs on the cluster now
             // (a strategy that acts on the warning may have moved them by then: recovery 0).
             self.report.spot_losses += 1;
-            if let Some(key) = self.emr.clusters_where(|c| c.id == id).pop().and_then(|c| c.launch_key()) {
-                let runs: BTreeSet<RunKey> = block_on(self.store.active_runs())
+            let emr_cluster = self.emr.clusters_where(|c| c.id == id).pop();
+            if let Some((key, endpoint)) = emr_cluster.map(|c| (c.launch_key(), c.livy_endpoint())) {
+                let key = key.unwrap_or_else(|| ClusterKey::new(id.clone()));
+                let runs: BTreeMap<RunKey, Attempt> = block_on(self.store.active_runs())
                     .expect("the in-memory store does not fail")
                     .into_iter()
                     .filter(|r| r.status.cluster() == Some(&key))
-                    .map(|r| r.key())
+                    .map(|r| (r.key(), r.attempt))
                     .collect();
-                self.losses.push((now + SPOT_WARNING_SECS, key, runs));
+                let at = now + SPOT_WARNING_SECS;
+                self.losses.push(Loss { at, cluster: key, endpoint, runs, restarted: BTreeSet::new() });
             }
             // The approach norris replaces had no handling of the warning.
             if warned && self.config.strategy != Strategy::Baseline {
@@ -812,6 +832,12 @@ impl World {
                 };
                 let duration = self.rng.range(40, 240);
                 self.report.spark_applications += 1;
+                for loss in &mut self.losses {
+                    let moved = loss.runs.get(&run_key).is_some_and(|a| attempt > *a);
+                    if moved && loss.endpoint.as_deref() != Some(endpoint.as_str()) {
+                        loss.restarted.insert(run_key.clone());
+                    }
+                }
                 self.apps.push(SparkApp {
                     endpoint: endpoint.clone(),
                     name: submission.name.clone(),
@@ -1018,18 +1044,18 @@ impl World {
         for (key, runs) in stranded {
             self.violation(now, format!("cluster {key} is terminated with unfinished runs on it: {runs:?}"));
         }
-        // Recovery: every run that was on a lost cluster runs again elsewhere (or is published).
+        // Recovery: every run that was on a lost cluster runs again elsewhere (or is done).
         let mut recovered = Vec::new();
-        for (i, (at, key, on_it)) in self.losses.iter().enumerate() {
-            let back = on_it.iter().all(|k| {
-                self.checker.run(k).is_none_or(|r| match &r.status {
-                    RunStatus::Running { cluster, .. } => cluster != key,
-                    RunStatus::Published { .. } | RunStatus::Failed { .. } => true,
-                    _ => false,
-                })
+        for (i, loss) in self.losses.iter().enumerate() {
+            let back = loss.runs.keys().all(|k| {
+                loss.restarted.contains(k)
+                    || self
+                        .checker
+                        .run(k)
+                        .is_none_or(|r| matches!(r.status, RunStatus::Published { .. } | RunStatus::Failed { .. }))
             });
             if back {
-                recovered.push((i, (now - at).max(0)));
+                recovered.push((i, (now - loss.at).max(0)));
             }
         }
         for (i, secs) in recovered.into_iter().rev() {
@@ -1095,7 +1121,7 @@ impl World {
             self.violation(end, format!("EMR clusters left running that the ledger does not own: {unowned:?}"));
         }
         if !self.losses.is_empty() {
-            let keys: Vec<String> = self.losses.iter().map(|(_, k, _)| k.to_string()).collect();
+            let keys: Vec<String> = self.losses.iter().map(|l| l.cluster.to_string()).collect();
             self.violation(end, format!("runs of lost clusters {keys:?} never ran again"));
         }
         self.report.windows_lost = self.report.windows_expected - committed;
