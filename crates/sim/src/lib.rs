@@ -684,8 +684,7 @@ impl World {
             // (a strategy that acts on the warning may have moved them by then: recovery 0).
             self.report.spot_losses += 1;
             let emr_cluster = self.emr.clusters_where(|c| c.id == id).pop();
-            if let Some((key, endpoint)) = emr_cluster.map(|c| (c.launch_key(), c.livy_endpoint())) {
-                let key = key.unwrap_or_else(|| ClusterKey::new(id.clone()));
+            if let Some((key, endpoint)) = emr_cluster.and_then(|c| Some((c.launch_key()?, c.livy_endpoint()))) {
                 let runs: BTreeMap<RunKey, Attempt> = block_on(self.store.active_runs())
                     .expect("the in-memory store does not fail")
                     .into_iter()
