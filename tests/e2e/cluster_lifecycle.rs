@@ -387,7 +387,9 @@ async fn spot_loss(name: &str, by_event: bool) -> Result<()> {
     assert!(noticed.lost[0].1.contains("TERMINATED"), "{noticed:?}");
     assert_eq!(noticed.launched.len(), 1, "one replacement: {noticed:?}");
     assert_eq!(noticed.runs_moved, WINDOWS as usize, "{noticed:?}");
-    assert_eq!(noticed.terminated, vec![lost.key.to_string()], "nothing of norris's needs it: {noticed:?}");
+    // Nothing of norris's needs it, but a pass that read it as ready may still place a run on it
+    // for NORRIS_TERMINATE_SETTLE_SECS: it is terminated by a later pass (checked at the end).
+    assert!(noticed.terminated.is_empty(), "not before the settle time: {noticed:?}");
     for run in world.runs().await? {
         assert_eq!(run.attempt.0, 2, "moved runs fence their lost attempt: {run:?}");
         assert!(matches!(run.status, RunStatus::Pending { .. }), "{run:?}");

@@ -52,8 +52,9 @@ pub enum Failover {
     /// At once, to any ready cluster of the pool with room (norris's behaviour).
     #[default]
     Warm,
-    /// Only once a cluster launched after the loss is ready: the approach norris replaces
-    /// (relaunch, wait, re-run), kept so the simulator can compare the two on one fault trace.
+    /// Only once a cluster becomes ready after the loss (its relaunch, or any cluster that
+    /// was still booting): the approach norris replaces (relaunch, wait, re-run), kept so the
+    /// simulator can compare the two on one fault trace.
     WaitForReplacement,
 }
 
@@ -373,9 +374,11 @@ pub async fn move_runs<S: StateStore, B: BatchService>(
 ) -> Result<usize, StoreError> {
     let clusters = store.list_clusters().await?;
     let replaced = |lost: &Cluster| match (&lost.state, failover) {
-        (ClusterState::Lost { at, .. }, Failover::WaitForReplacement) => clusters
-            .iter()
-            .any(|c| c.size_class == lost.size_class && c.state == ClusterState::Ready && c.created_at >= *at),
+        (ClusterState::Lost { at, .. }, Failover::WaitForReplacement) => clusters.iter().any(|c| {
+            c.size_class == lost.size_class
+                && c.state == ClusterState::Ready
+                && c.ready_at.is_some_and(|ready| ready >= *at)
+        }),
         _ => true,
     };
     let leaving: Vec<&Cluster> = clusters.iter().filter(|c| must_move_runs(c, now) && replaced(c)).collect();

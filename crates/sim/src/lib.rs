@@ -303,8 +303,8 @@ pub struct SimReport {
     pub clusters_launched: u64,
     /// EMR clusters still running at the end that the ledger does not account for.
     pub clusters_unowned_at_end: u64,
-    /// Per spot loss: seconds from the loss to every run that was on the cluster running again
-    /// elsewhere (or published).
+    /// Per spot loss of a cluster with runs on it: seconds from the loss to every such run's
+    /// Spark application running again on another cluster (or the run published).
     pub recovery_secs: Vec<i64>,
     /// Median and 99th percentile of `recovery_secs`.
     pub recovery_p50_secs: i64,
@@ -691,8 +691,11 @@ impl World {
                     .filter(|r| r.status.cluster() == Some(&key))
                     .map(|r| (r.key(), r.attempt))
                     .collect();
-                let at = now + SPOT_WARNING_SECS;
-                self.losses.push(Loss { at, cluster: key, endpoint, runs, restarted: BTreeSet::new() });
+                // A loss with no work on it has nothing to recover (and would add a 0 s).
+                if !runs.is_empty() {
+                    let at = now + SPOT_WARNING_SECS;
+                    self.losses.push(Loss { at, cluster: key, endpoint, runs, restarted: BTreeSet::new() });
+                }
             }
             // The approach norris replaces had no handling of the warning.
             if warned && self.config.strategy != Strategy::Baseline {
