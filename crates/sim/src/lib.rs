@@ -303,6 +303,8 @@ pub struct SimReport {
     pub clusters_launched: u64,
     /// EMR clusters still running at the end that the ledger does not account for.
     pub clusters_unowned_at_end: u64,
+    /// Of `spot_losses`, those of a cluster with runs on it (each has a recovery time).
+    pub spot_losses_with_runs: u64,
     /// Per spot loss of a cluster with runs on it: seconds from the loss to every such run's
     /// Spark application running again on another cluster (or the run published).
     pub recovery_secs: Vec<i64>,
@@ -531,6 +533,7 @@ impl World {
             rotations: 0,
             clusters_launched: 0,
             clusters_unowned_at_end: 0,
+            spot_losses_with_runs: 0,
             recovery_secs: Vec::new(),
             recovery_p50_secs: 0,
             recovery_p99_secs: 0,
@@ -693,6 +696,7 @@ impl World {
                     .collect();
                 // A loss with no work on it has nothing to recover (and would add a 0 s).
                 if !runs.is_empty() {
+                    self.report.spot_losses_with_runs += 1;
                     let at = now + SPOT_WARNING_SECS;
                     self.losses.push(Loss { at, cluster: key, endpoint, runs, restarted: BTreeSet::new() });
                 }

@@ -74,6 +74,8 @@ pub struct StrategyTotals {
     pub freshness_max_secs: i64,
     /// Clusters lost to spot.
     pub spot_losses: u64,
+    /// Of those, losses of a cluster with runs on it (the recovery figures are over these).
+    pub spot_losses_with_runs: u64,
     /// From a spot loss to every run that was on the cluster running again.
     pub recovery_p50_secs: i64,
     /// See `recovery_p50_secs`.
@@ -120,6 +122,7 @@ impl StrategyTotals {
         self.freshness.extend(r.freshness_over_time.iter().map(|(_, secs)| *secs));
         self.recovery.extend(&r.recovery_secs);
         self.spot_losses += r.spot_losses;
+        self.spot_losses_with_runs += r.spot_losses_with_runs;
         self.rotations += r.rotations;
         self.clusters_launched += r.clusters_launched;
         self.node_hours_on_demand += r.node_hours_on_demand;
@@ -181,7 +184,7 @@ pub fn table(aggregate: &Aggregate) -> String {
         ("invariant violations", |t| t.invariant_violations.to_string()),
         ("freshness p50 / p99 (s)", |t| format!("{} / {}", t.freshness_p50_secs, t.freshness_p99_secs)),
         ("freshness max (s)", |t| t.freshness_max_secs.to_string()),
-        ("spot losses", |t| t.spot_losses.to_string()),
+        ("spot losses (with runs on them)", |t| format!("{} ({})", t.spot_losses, t.spot_losses_with_runs)),
         ("recovery p50 / p99 (s)", |t| format!("{} / {}", t.recovery_p50_secs, t.recovery_p99_secs)),
         ("recovery max (s)", |t| t.recovery_max_secs.to_string()),
         ("clusters launched", |t| t.clusters_launched.to_string()),
