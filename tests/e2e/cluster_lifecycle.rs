@@ -305,8 +305,9 @@ impl World {
             assert!(prefix.ends_with(&format!("attempt={}", run.attempt)), "{prefix}");
             let result = self
                 .store
-                .get_attempt_result(&run.key(), run.attempt)
+                .get_attempt_results(&[(run.key(), run.attempt)])
                 .await?
+                .pop()
                 .context("the published attempt's result")?;
             assert!(result.checks.iter().all(|c| c.passed), "{:?}", result.checks);
         }

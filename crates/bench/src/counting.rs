@@ -206,10 +206,6 @@ impl<S: StateStore> StateStore for CountingStore<S> {
         self.measure(Call::single(Op::ListClusters), self.inner.list_clusters(), len_of).await
     }
 
-    async fn get_attempt_result(&self, run: &RunKey, attempt: Attempt) -> Result<Option<AttemptResult>, StoreError> {
-        self.single(Op::GetAttemptResult, self.inner.get_attempt_result(run, attempt)).await
-    }
-
     async fn get_attempt_results(&self, attempts: &[(RunKey, Attempt)]) -> Result<Vec<AttemptResult>, StoreError> {
         let keys = attempts.iter().collect::<BTreeSet<_>>().len();
         let call = Call { op: Op::GetAttemptResults, keys, items: 0, limit: usize::MAX };

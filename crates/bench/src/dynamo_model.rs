@@ -4,7 +4,8 @@
 //! - ledger writes are one conditional `PutItem` each (creates and versioned updates alike), the
 //!   periodic claim too; annotations are one `UpdateItem`; single reads are one `GetItem`;
 //! - `get_job_definitions`, `get_job_states` and `get_attempt_results` deduplicate the keys and
-//!   send one `BatchGetItem` per 100 keys (none for no keys); unprocessed keys would add retries, which a healthy table does not produce;
+//!   send one `BatchGetItem` per 100 keys (none for no keys); unprocessed keys would add retries,
+//!   which a healthy table does not produce;
 //! - queries (`due_jobs`, `active_runs`, `runs_of_job`, `list_clusters`) go page by page with
 //!   `Limit = min(what is still wanted, 1000)`; a page also ends at 1 MB read. DynamoDB returns a
 //!   `LastEvaluatedKey` whenever a page stopped at its `Limit` or at 1 MB, even if nothing follows,
@@ -68,8 +69,6 @@ pub enum Op {
     GetCluster,
     /// `list_clusters`
     ListClusters,
-    /// `get_attempt_result`
-    GetAttemptResult,
     /// `get_attempt_results`
     GetAttemptResults,
     /// `put_attempt_result`
@@ -101,7 +100,6 @@ impl Op {
             Op::UpdateCluster => "update_cluster",
             Op::GetCluster => "get_cluster",
             Op::ListClusters => "list_clusters",
-            Op::GetAttemptResult => "get_attempt_result",
             Op::GetAttemptResults => "get_attempt_results",
             Op::PutAttemptResult => "put_attempt_result",
         }
@@ -121,7 +119,7 @@ impl Op {
             | Op::UpdateCluster
             | Op::PutAttemptResult => Api::PutItem,
             Op::AnnotateJobDefinition => Api::UpdateItem,
-            Op::GetJobState | Op::GetRun | Op::GetCluster | Op::GetAttemptResult => Api::GetItem,
+            Op::GetJobState | Op::GetRun | Op::GetCluster => Api::GetItem,
             Op::GetJobDefinitions | Op::GetJobStates | Op::GetAttemptResults => Api::BatchGetItem,
             Op::DueJobs | Op::ActiveRuns | Op::RunsOfJob | Op::ListClusters => Api::Query,
             Op::ScanJobDefinitions | Op::ListPools => Api::Scan,
@@ -390,7 +388,7 @@ mod tests {
     fn single_item_operations_are_one_request_of_their_api() {
         let sizes = ItemSizes::default();
         assert_eq!(requests(&Call::single(Op::UpdateJobState), &sizes), (Api::PutItem, 1));
-        assert_eq!(requests(&Call::single(Op::GetAttemptResult), &sizes), (Api::GetItem, 1));
+        assert_eq!(requests(&Call::single(Op::GetRun), &sizes), (Api::GetItem, 1));
         assert_eq!(requests(&Call::single(Op::AnnotateJobDefinition), &sizes), (Api::UpdateItem, 1));
         assert_eq!(requests(&Call::single(Op::ClaimPeriodic), &sizes), (Api::PutItem, 1));
     }

@@ -442,7 +442,8 @@ async fn engine_pass(
     for run in active.iter().filter(|r| r.status.cluster().is_some()) {
         let key = run.status.cluster().cloned().unwrap_or_else(|| ClusterKey::new(""));
         let obs = world.livy.inner().find(&endpoint(&key), &batch_name(run)).await.ok().flatten();
-        let result = world.store.inner().get_attempt_result(&run.key(), run.attempt).await.ok().flatten();
+        let result =
+            world.store.inner().get_attempt_results(&[(run.key(), run.attempt)]).await.ok().and_then(|mut r| r.pop());
         placed.push((run, obs, result));
     }
     let mut running: BTreeMap<ClusterKey, u32> = BTreeMap::new();
@@ -682,8 +683,8 @@ fn excess_of(stats: &StoreStats, work: &Work, sizes: &ItemSizes, requests: u64, 
             requests: req(Op::GetJobStates) + req(Op::GetJobState) - dynamo_model::batch_gets(w.other_jobs) as i64,
         },
         Excess {
-            what: "attempt results: batch reads beyond one per 100 followed runs, and single reads",
-            requests: req(Op::GetAttemptResults) + req(Op::GetAttemptResult) - dynamo_model::batch_gets(w.followed_runs) as i64,
+            what: "attempt results: batch reads beyond one per 100 followed runs",
+            requests: req(Op::GetAttemptResults) - dynamo_model::batch_gets(w.followed_runs) as i64,
         },
         Excess {
             what: "definition batch reads: due and in-flight jobs read in two rounds, re-looked jobs' definitions included",

@@ -533,7 +533,8 @@ async fn valid_pools<S: StateStore>(store: &S) -> Result<Vec<PoolDefinition>, St
     Ok(store.list_pools().await?.into_iter().filter_map(|p| p.parsed.ok()).collect())
 }
 
-/// Places and follows the moved runs at once (warm failover) when any moved or wait moved.
+/// Places and follows moved runs at once (warm failover): those this pass moved, and those an
+/// earlier pass moved and died before placing.
 async fn place_moved<S: StateStore, B: BatchService>(
     store: &S,
     livy: &B,

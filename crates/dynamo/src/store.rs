@@ -271,10 +271,8 @@ impl StateStore for DynamoStore {
     }
 
     async fn get_job_definitions(&self, ids: &[JobId]) -> Result<Vec<DefinitionRecord<JobDefinition>>, StoreError> {
-        let mut unique: Vec<&JobId> = ids.iter().collect();
-        unique.sort();
-        unique.dedup();
-        let keys = unique.iter().map(|id| HashMap::from([("job_id".to_string(), s(id.as_str()))])).collect();
+        let unique: BTreeSet<&JobId> = ids.iter().collect();
+        let keys = unique.into_iter().map(|id| HashMap::from([("job_id".to_string(), s(id.as_str()))])).collect();
         Ok(self.batch_get("get_job_definitions", &self.tables.jobs, keys).await?.iter().map(job_record).collect())
     }
 
@@ -470,20 +468,6 @@ impl StateStore for DynamoStore {
     async fn get_cluster(&self, key: &ClusterKey) -> Result<Option<Cluster>, StoreError> {
         let item = self.get_ledger_item("get_cluster", items::CLUSTER_PK.into(), key.as_str().into()).await?;
         item.as_ref().map(items::cluster_from_item).transpose()
-    }
-
-    async fn get_attempt_result(&self, run: &RunKey, attempt: Attempt) -> Result<Option<AttemptResult>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.results)
-            .key("run_key", s(run.to_string()))
-            .key("attempt", n(attempt.0))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get_attempt_result", e))?;
-        out.item.as_ref().map(items::result_from_item).transpose()
     }
 
     async fn get_attempt_results(&self, attempts: &[(RunKey, Attempt)]) -> Result<Vec<AttemptResult>, StoreError> {

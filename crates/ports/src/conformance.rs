@@ -300,8 +300,8 @@ async fn attempt_results_round_trip_per_attempt<S: StateStore>(store: &S, ns: &s
         finished_at: T0.plus_secs(30),
     };
     store.put_attempt_result(&result).await.expect("put");
-    assert_eq!(store.get_attempt_result(&run.key(), Attempt(2)).await.expect("get"), Some(result));
-    assert_eq!(store.get_attempt_result(&run.key(), Attempt(1)).await.expect("get"), None, "per attempt");
+    assert_eq!(store.get_attempt_results(&[(run.key(), Attempt(2))]).await.expect("get"), vec![result]);
+    assert_eq!(store.get_attempt_results(&[(run.key(), Attempt(1))]).await.expect("get"), vec![], "per attempt");
 
     let mut with_schema = state(job_id(ns, "schema"), None);
     with_schema.accepted_schema = Some(r#"[{"name":"id"}]"#.into());

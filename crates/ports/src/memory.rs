@@ -288,11 +288,6 @@ impl StateStore for MemoryStore {
         Ok(self.lock().clusters.values().cloned().collect())
     }
 
-    async fn get_attempt_result(&self, run: &RunKey, attempt: Attempt) -> Result<Option<AttemptResult>, StoreError> {
-        yield_now().await;
-        Ok(self.lock().results.get(&(run.to_string(), attempt)).cloned())
-    }
-
     async fn get_attempt_results(&self, attempts: &[(RunKey, Attempt)]) -> Result<Vec<AttemptResult>, StoreError> {
         yield_now().await;
         let t = self.lock();

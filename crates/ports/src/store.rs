@@ -219,14 +219,9 @@ pub trait StateStore: Send + Sync {
     /// Every cluster record (a handful: clusters are few).
     fn list_clusters(&self) -> impl Future<Output = Result<Vec<Cluster>, StoreError>> + Send;
 
-    /// The result an attempt reported, if it wrote one (strongly consistent read).
-    fn get_attempt_result(
-        &self,
-        run: &RunKey,
-        attempt: Attempt,
-    ) -> impl Future<Output = Result<Option<AttemptResult>, StoreError>> + Send;
     /// The results the named attempts reported (those that wrote none left out), strongly
-    /// consistent and batched like `get_job_states`.
+    /// consistent, batched like `get_job_states`: the scheduler reads those of every run it
+    /// follows at once.
     fn get_attempt_results(
         &self,
         attempts: &[(RunKey, Attempt)],

@@ -189,9 +189,6 @@ impl StateStore for FaultyStore<'_> {
     async fn list_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         self.guard("list_clusters", self.inner.list_clusters()).await
     }
-    async fn get_attempt_result(&self, run: &RunKey, attempt: Attempt) -> Result<Option<AttemptResult>, StoreError> {
-        self.guard("get_attempt_result", self.inner.get_attempt_result(run, attempt)).await
-    }
     async fn get_attempt_results(&self, attempts: &[(RunKey, Attempt)]) -> Result<Vec<AttemptResult>, StoreError> {
         self.guard("get_attempt_results", self.inner.get_attempt_results(attempts)).await
     }
