@@ -426,6 +426,7 @@ fn simulate(args: &SimArgs) -> Result<()> {
     if let Some(e) = failure {
         return Err(e);
     }
+    norris_sim::sweep::finish(&mut aggregate);
     if !args.json && (args.seeds > 1 || args.out.is_some()) {
         println!("\n{}", norris_sim::sweep::table(&aggregate));
     }

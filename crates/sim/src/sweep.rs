@@ -136,6 +136,11 @@ impl StrategyTotals {
         self.control_plane_cost_usd_month += (r.control_plane_cost_usd_month - self.control_plane_cost_usd_month) / n;
         self.invocations += r.invocations;
         self.invocations_died += r.invocations_died;
+    }
+
+    /// Sets the percentiles from the pooled values (once, after the last seed: sorting after
+    /// every seed would make a 10,000-seed soak quadratic).
+    fn finish(&mut self) {
         self.freshness.sort_unstable();
         self.recovery.sort_unstable();
         (self.freshness_p50_secs, self.freshness_p99_secs, self.freshness_max_secs) = quantiles(&self.freshness);
@@ -166,6 +171,11 @@ pub fn fold(aggregate: &mut Aggregate, reports: &SeedReports, simulated_secs: f6
 
 /// How one row of the table shows a strategy's totals.
 type Cell = fn(&StrategyTotals) -> String;
+
+/// Sets every strategy's percentiles: call after the last [`fold`], before reading them.
+pub fn finish(aggregate: &mut Aggregate) {
+    aggregate.values_mut().for_each(StrategyTotals::finish);
+}
 
 /// The side-by-side table of an aggregate, one column per strategy.
 pub fn table(aggregate: &Aggregate) -> String {
@@ -229,6 +239,7 @@ mod tests {
         let secs = (config.fault_secs + config.heal_secs) as f64;
         fold(&mut aggregate, &reports, secs);
         fold(&mut aggregate, &reports, secs);
+        finish(&mut aggregate);
         let norris = &aggregate["norris"];
         assert_eq!(norris.seeds, 2);
         assert_eq!(norris.windows_expected, 2 * reports["norris"].windows_expected);
