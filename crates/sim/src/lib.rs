@@ -797,6 +797,9 @@ impl World {
             }
             if self.rng.chance(per_step_restart) {
                 self.livy.restart(endpoint);
+                // Ids start again at 0, so a new batch may take an id and name seen before the
+                // restart: it is a new batch all the same.
+                self.seen_batches.retain(|(seen_at, _, _)| seen_at != endpoint);
                 self.report.livy_restarts += 1;
                 self.log(now, format!("{endpoint} restarted: every batch forgotten, ids from 0"));
             }

@@ -71,3 +71,13 @@ fn a_handler_writing_runs_without_its_condition_is_caught_within_the_sweep() {
     let (seed, report) = caught.expect("the checks did not catch unconditional run writes in 200 seeds");
     println!("caught at seed {seed}: {}", report.invariant_violations[0]);
 }
+
+#[test]
+fn a_batch_submitted_again_after_a_livy_restart_runs_even_with_a_reused_id_and_name() {
+    // Seed 1544 of the soak: an attempt died silently, Livy restarted before norris saw it, and the
+    // attempt's resubmission got the dead batch's id and name back. The world took it for the
+    // batch it had already run, so it never ran, and the job fell hours behind.
+    let report = simulate(&SimConfig::new(1544, 1.0, 3, 2));
+    assert!(report.ok(), "{}", describe(&report));
+    assert_eq!(report.windows_committed, report.windows_expected);
+}
