@@ -351,8 +351,9 @@ struct Loss {
     endpoint: Option<String>,
     /// The runs on it, with their attempt then.
     runs: BTreeMap<RunKey, Attempt>,
-    /// Those whose later attempt has started on another cluster.
-    restarted: BTreeSet<RunKey>,
+    /// When each was back: its later attempt's Spark application started on another cluster, or
+    /// it was seen published or failed. Kept per run, so the figure does not wait for the next check.
+    back_at: BTreeMap<RunKey, i64>,
 }
 
 /// A Spark application the world runs for a batch: it lives on in YARN even when Livy forgets
@@ -698,7 +699,7 @@ impl World {
                 if !runs.is_empty() {
                     self.report.spot_losses_with_runs += 1;
                     let at = now + SPOT_WARNING_SECS;
-                    self.losses.push(Loss { at, cluster: key, endpoint, runs, restarted: BTreeSet::new() });
+                    self.losses.push(Loss { at, cluster: key, endpoint, runs, back_at: BTreeMap::new() });
                 }
             }
             // The approach norris replaces had no handling of the warning.
@@ -844,7 +845,7 @@ impl World {
                 for loss in &mut self.losses {
                     let moved = loss.runs.get(&run_key).is_some_and(|a| attempt > *a);
                     if moved && loss.endpoint.as_deref() != Some(endpoint.as_str()) {
-                        loss.restarted.insert(run_key.clone());
+                        loss.back_at.entry(run_key.clone()).or_insert(now);
                     }
                 }
                 self.apps.push(SparkApp {
@@ -1053,18 +1054,22 @@ impl World {
         for (key, runs) in stranded {
             self.violation(now, format!("cluster {key} is terminated with unfinished runs on it: {runs:?}"));
         }
-        // Recovery: every run that was on a lost cluster runs again elsewhere (or is done).
+        // Recovery: every run that was on a lost cluster runs again elsewhere (or is done); the
+        // loss is recovered from when the last of them is back.
         let mut recovered = Vec::new();
-        for (i, loss) in self.losses.iter().enumerate() {
-            let back = loss.runs.keys().all(|k| {
-                loss.restarted.contains(k)
-                    || self
-                        .checker
-                        .run(k)
-                        .is_none_or(|r| matches!(r.status, RunStatus::Published { .. } | RunStatus::Failed { .. }))
-            });
-            if back {
-                recovered.push((i, (now - loss.at).max(0)));
+        for (i, loss) in self.losses.iter_mut().enumerate() {
+            for key in loss.runs.keys() {
+                let done = self
+                    .checker
+                    .run(key)
+                    .is_none_or(|r| matches!(r.status, RunStatus::Published { .. } | RunStatus::Failed { .. }));
+                if done {
+                    loss.back_at.entry(key.clone()).or_insert(now);
+                }
+            }
+            if loss.runs.keys().all(|k| loss.back_at.contains_key(k)) {
+                let last_back = loss.back_at.values().copied().max().unwrap_or(now);
+                recovered.push((i, (last_back - loss.at).max(0)));
             }
         }
         for (i, secs) in recovered.into_iter().rev() {
