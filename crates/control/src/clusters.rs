@@ -13,7 +13,7 @@
 //!   never publish, before it is placed anywhere else.
 
 use crate::config::{number, ConfigError};
-use crate::scheduler::{follow_and_commit, TickError, TickReport};
+use crate::scheduler::{follow_and_commit, FollowScope, TickError, TickReport};
 use crate::SchedulerConfig;
 use norris_engine::clusters::{
     doom, may_terminate, move_run, moved_and_waiting, must_move_runs, needs_livy_probe, observe_cluster, orphans,
@@ -546,8 +546,18 @@ async fn place_moved<S: StateStore, B: BatchService>(
         return Ok(());
     }
     let mut tick = TickReport { now: now.secs(), ..TickReport::default() };
-    follow_and_commit(store, livy, now, &config.scheduler, HashMap::new(), HashMap::new(), &BTreeSet::new(), &mut tick)
-        .await?;
+    follow_and_commit(
+        store,
+        livy,
+        now,
+        &config.scheduler,
+        HashMap::new(),
+        HashMap::new(),
+        &BTreeSet::new(),
+        FollowScope::Everything,
+        &mut tick,
+    )
+    .await?;
     report.runs_placed_again += tick.runs_submitted;
     report.failures.extend(tick.failures.into_iter().map(|f| format!("{}: {}", f.job_id, f.error)));
     Ok(())

@@ -47,7 +47,9 @@ fn endpoint_of<'c>(clusters: &'c [Cluster], key: &ClusterKey) -> Option<&'c str>
         .and_then(|c| c.livy_endpoint.as_deref())
 }
 
-/// Follows every active run; returns the jobs whose watermark may move (something published).
+/// Follows every active run and places the pending ones; returns the jobs whose watermark may
+/// move (something published). With `place_only`, nothing is followed and only those jobs'
+/// pending runs are placed (the running ones still count against the clusters' slots).
 #[allow(clippy::too_many_arguments)]
 pub async fn follow_active_runs<S: StateStore, B: BatchService>(
     store: &S,
@@ -57,6 +59,7 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
     active: Vec<Run>,
     states: &HashMap<JobId, JobState>,
     edits: &mut HashMap<JobId, JobEdit>,
+    place_only: Option<&BTreeSet<JobId>>,
     report: &mut TickReport,
 ) -> Result<BTreeSet<JobId>, StoreError> {
     let mut touched = BTreeSet::new();
@@ -71,7 +74,7 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
     // ends, so a batch seen ended always comes with its result (read the other way round, an
     // attempt that just finished could look as if it died without one).
     let mut looked = Vec::new();
-    for run in active.iter().filter(|r| r.status.cluster().is_some()) {
+    for run in active.iter().filter(|r| r.status.cluster().is_some() && place_only.is_none()) {
         if let Some(batch) = look_up_batch(batches, world, run, report).await {
             looked.push((run, batch));
         }
@@ -106,6 +109,7 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
     let pending: Vec<(&Run, &SizeClass)> = active
         .iter()
         .filter(|r| matches!(r.status, RunStatus::Pending { not_before } if not_before <= now))
+        .filter(|r| place_only.is_none_or(|jobs| jobs.contains(&r.job_id)))
         .filter_map(|r| {
             let def = world.definitions.get(r.job_id.as_str())?.parsed.as_ref().ok()?;
             let valid = states.get(&r.job_id).is_some_and(|s| s.validity == Validity::Valid);

@@ -13,7 +13,7 @@ use norris_engine::{cut_windows, reconcile_job, DefinitionView, JobChange};
 use norris_model::{DefinitionError, JobDefinition, JobId, JobState, Run, SizeClass, UnixTime, Validity};
 use norris_ports::{Annotation, BatchService, DefinitionRecord, StateStore, StoreError, WriteError};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The periodic-task name of the definition sweep.
 pub const DEFINITION_SWEEP_TASK: &str = "definition-sweep";
@@ -103,7 +103,20 @@ pub async fn scheduler_tick<S: StateStore, B: BatchService>(
         }
     }
     let due_ids: BTreeSet<JobId> = states.keys().cloned().collect();
-    follow_and_commit(store, batches, now, config, definitions, states, &due_ids, &mut report).await?;
+    let watermarks: HashMap<JobId, UnixTime> = states.iter().map(|(id, s)| (id.clone(), s.watermark)).collect();
+    let committed = follow_and_commit(
+        store,
+        batches,
+        now,
+        config,
+        definitions.clone(),
+        states,
+        &due_ids,
+        FollowScope::Everything,
+        &mut report,
+    )
+    .await?;
+    catch_up(store, batches, now, config, definitions, committed, &watermarks, &mut report).await?;
     tracing::info!(
         swept = report.swept,
         jobs_due = report.jobs_due,
@@ -121,10 +134,62 @@ pub async fn scheduler_tick<S: StateStore, B: BatchService>(
     Ok(report)
 }
 
+/// A job that was held back by its in-flight limit and had windows committed this tick has free
+/// slots again: its next windows are cut and placed in the same tick rather than the next one,
+/// which doubles how fast a job behind catches up (4 windows a tick instead of 4 every 2 ticks
+/// at the default limit). Jobs on time are not touched: their next window is not due yet.
+#[allow(clippy::too_many_arguments)]
+async fn catch_up<S: StateStore, B: BatchService>(
+    store: &S,
+    batches: &B,
+    now: UnixTime,
+    config: &SchedulerConfig,
+    definitions: HashMap<String, DefinitionRecord<JobDefinition>>,
+    committed: HashMap<JobId, JobState>,
+    watermarks_before: &HashMap<JobId, UnixTime>,
+    report: &mut TickReport,
+) -> Result<(), TickError> {
+    let mut states = HashMap::new();
+    // In job order, so that a run replays exactly (the simulator depends on it).
+    let committed: BTreeMap<JobId, JobState> = committed.into_iter().collect();
+    for (id, state) in committed {
+        let moved = watermarks_before.get(&id).is_some_and(|before| state.watermark > *before);
+        let record = definitions.get(id.as_str());
+        let Some(spec) = record.and_then(|r| r.parsed.as_ref().ok()).and_then(|d| d.extraction()) else { continue };
+        if !moved || cut_windows(now, spec, state.next_window_lo, 0).windows.is_empty() {
+            continue;
+        }
+        match tick_job(store, now, record, state, report).await {
+            Ok(Some(latest)) => {
+                states.insert(latest.job_id.clone(), latest);
+            }
+            Ok(None) => {}
+            Err(e) => report.failures.push(JobFailure { job_id: id.to_string(), error: e.to_string() }),
+        }
+    }
+    if states.is_empty() {
+        return Ok(());
+    }
+    let jobs: BTreeSet<JobId> = states.keys().cloned().collect();
+    follow_and_commit(store, batches, now, config, definitions, states, &jobs, FollowScope::PlaceOnly(&jobs), report)
+        .await
+        .map(|_| ())
+}
+
+/// What a pass of [`follow_and_commit`] does.
+#[derive(Debug, Clone, Copy)]
+pub enum FollowScope<'a> {
+    /// Follow every unfinished run, place the pending ones, commit watermarks.
+    Everything,
+    /// Only place these jobs' pending runs (windows cut for catch-up after this tick's commits).
+    PlaceOnly(&'a BTreeSet<JobId>),
+}
+
 /// Places pending runs, follows every unfinished run, publishes finished attempts and commits
 /// watermarks: the second half of a tick, and what the job migrator runs right after moving runs
 /// off a lost cluster (warm failover, without waiting for the next tick). `definitions` and
-/// `states` hold what the caller already read; the rest is read here.
+/// `states` hold what the caller already read; the rest is read here. Returns the job states
+/// after the commit.
 #[allow(clippy::too_many_arguments)]
 pub async fn follow_and_commit<S: StateStore, B: BatchService>(
     store: &S,
@@ -134,8 +199,14 @@ pub async fn follow_and_commit<S: StateStore, B: BatchService>(
     mut definitions: HashMap<String, DefinitionRecord<JobDefinition>>,
     mut states: HashMap<JobId, JobState>,
     due_ids: &BTreeSet<JobId>,
+    scope: FollowScope<'_>,
     report: &mut TickReport,
-) -> Result<(), TickError> {
+) -> Result<HashMap<JobId, JobState>, TickError> {
+    let place_only = match scope {
+        FollowScope::Everything => None,
+        FollowScope::PlaceOnly(jobs) => Some(jobs),
+    };
+    let in_scope = |id: &JobId| place_only.is_none_or(|jobs| jobs.contains(id));
     // Unfinished runs, and what following them needs: their jobs' definitions and states.
     let active = store.active_runs().await?;
     let missing: Vec<JobId> = active
@@ -143,10 +214,17 @@ pub async fn follow_and_commit<S: StateStore, B: BatchService>(
         .map(|r| r.job_id.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .filter(|id| !definitions.contains_key(id.as_str()))
+        .filter(|id| in_scope(id) && !definitions.contains_key(id.as_str()))
         .collect();
     definitions.extend(store.get_job_definitions(&missing).await?.into_iter().map(|r| (r.key.clone(), r)));
-    let unread: Vec<JobId> = active.iter().map(|r| &r.job_id).filter(|id| !states.contains_key(*id)).cloned().collect();
+    let unread: Vec<JobId> = active
+        .iter()
+        .map(|r| &r.job_id)
+        .filter(|id| in_scope(id) && !states.contains_key(*id))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .cloned()
+        .collect();
     states.extend(store.get_job_states(&unread).await?.into_iter().map(|s| (s.job_id.clone(), s)));
     let clusters = store.list_clusters().await?;
     let slots: HashMap<SizeClass, u32> = store
@@ -159,7 +237,11 @@ pub async fn follow_and_commit<S: StateStore, B: BatchService>(
     let results_table = format!("{}-results", config.table_prefix);
     let world = World { clusters: &clusters, slots: &slots, definitions: &definitions, results_table: &results_table };
     let mut edits = HashMap::new();
-    let touched = follow_active_runs(store, batches, now, &world, active, &states, &mut edits, report).await?;
+    let touched =
+        follow_active_runs(store, batches, now, &world, active, &states, &mut edits, place_only, report).await?;
+    if place_only.is_some() {
+        return Ok(states);
+    }
     // Jobs something was published for, and every due job: a tick that died between publishing
     // and committing, or between cutting windows and recording them, is completed this way (the
     // job state alone cannot tell; the simulator found the case where it looked committed).
@@ -172,7 +254,7 @@ pub async fn follow_and_commit<S: StateStore, B: BatchService>(
         .collect();
     lags.sort();
     report.watermark_lag_secs = lags;
-    Ok(())
+    Ok(states)
 }
 
 fn view(record: Option<&DefinitionRecord<JobDefinition>>) -> DefinitionView<'_> {

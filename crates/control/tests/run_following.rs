@@ -125,6 +125,27 @@ async fn windows_are_submitted_published_and_committed_in_order() {
 }
 
 #[tokio::test]
+async fn a_job_behind_cuts_and_places_its_next_windows_in_the_tick_that_committed_the_last_ones() {
+    let (store, livy) = world(&["orders"]).await;
+    tick(&store, &livy, T0).await;
+    // Ten windows due, three in flight at most.
+    let r = tick(&store, &livy, w(10)).await;
+    assert_eq!((r.windows_cut, r.runs_submitted), (3, 3));
+    for i in 0..3 {
+        finish(&store, &livy, "orders", w(i), 1, AttemptOutcome::Succeeded).await;
+    }
+    let r = tick(&store, &livy, w(10).plus_secs(10)).await;
+    assert_eq!((r.runs_published, r.windows_committed), (3, 3));
+    assert_eq!(watermark(&store, "orders").await, w(3));
+    // The freed slots are used at once, not a tick later.
+    assert_eq!((r.windows_cut, r.runs_submitted), (3, 3));
+    assert_eq!(livy.submissions(LIVY), 6);
+    // A tick with nothing finished cuts nothing more: the limit holds.
+    let r = tick(&store, &livy, w(10).plus_secs(20)).await;
+    assert_eq!((r.windows_cut, r.runs_submitted), (0, 0));
+}
+
+#[tokio::test]
 async fn a_submission_whose_response_was_lost_is_adopted_not_duplicated() {
     let (store, livy) = world(&["orders"]).await;
     tick(&store, &livy, T0).await;

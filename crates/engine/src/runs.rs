@@ -120,6 +120,23 @@ pub fn follow_run(
             // Same name, new id (Livy restarted with recovery, or ids were reused): follow the name.
             RunStep::MarkRunning(BatchHandle { livy_batch_id: b.id, batch_name: batch_name(run) })
         }
+        (RunStatus::Running { since, .. }, Some(b)) if now.0 - since.0 >= policy.attempt_timeout_secs => {
+            retry_or_give_up(
+                now,
+                run,
+                policy,
+                format!(
+                    "the batch was still {} after {} s (retry.attempt_timeout_secs is {})",
+                    match &b.phase {
+                        BatchPhase::Starting => "starting",
+                        BatchPhase::Other(state) => state.as_str(),
+                        _ => "running",
+                    },
+                    now.0 - since.0,
+                    policy.attempt_timeout_secs
+                ),
+            )
+        }
         _ => RunStep::Wait,
     }
 }
@@ -245,7 +262,7 @@ mod tests {
         RunStatus::Running {
             cluster: ClusterKey::new("c1"),
             batch: BatchHandle { livy_batch_id: id, batch_name: "norris-orders-1000-a1".into() },
-            since: UnixTime(950),
+            since: UnixTime(NOW.0 - 100),
         }
     }
 
@@ -296,7 +313,8 @@ mod tests {
 
     #[test]
     fn failures_retry_with_exponential_backoff_then_give_up() {
-        let policy = RetryPolicy { max_attempts: 3, backoff_base_secs: 60, backoff_max_secs: 100 };
+        let policy =
+            RetryPolicy { max_attempts: 3, backoff_base_secs: 60, backoff_max_secs: 100, ..Default::default() };
         let step = follow_run(NOW, &run(running(3), 1), &policy, Some(&obs(3, BatchPhase::Failed)), None);
         assert!(
             matches!(step, RunStep::Retry { ref reason, not_before } if reason.contains("boom") && not_before == NOW.plus_secs(60))
@@ -307,6 +325,34 @@ mod tests {
         );
         let step = follow_run(NOW, &run(running(3), 3), &policy, Some(&obs(3, BatchPhase::Killed)), None);
         assert!(matches!(step, RunStep::GiveUp { ref reason } if reason.contains("attempt 3 of 3")));
+    }
+
+    #[test]
+    fn an_attempt_still_running_at_its_timeout_is_retried_and_the_last_one_given_up() {
+        let policy = RetryPolicy { attempt_timeout_secs: 3600, ..Default::default() };
+        let started = |secs_ago: i64| RunStatus::Running {
+            cluster: ClusterKey::new("c1"),
+            batch: BatchHandle { livy_batch_id: 3, batch_name: "norris-orders-1000-a1".into() },
+            since: UnixTime(NOW.0 - secs_ago),
+        };
+        let step = follow_run(NOW, &run(started(3599), 1), &policy, Some(&obs(3, BatchPhase::Running)), None);
+        assert_eq!(step, RunStep::Wait);
+        let step = follow_run(NOW, &run(started(3600), 1), &policy, Some(&obs(3, BatchPhase::Starting)), None);
+        assert!(
+            matches!(step, RunStep::Retry { ref reason, .. } if reason.contains("still starting after 3600 s")),
+            "{step:?}"
+        );
+        let step = follow_run(NOW, &run(started(7200), 3), &policy, Some(&obs(3, BatchPhase::Running)), None);
+        assert!(matches!(step, RunStep::GiveUp { ref reason } if reason.contains("attempt_timeout_secs")), "{step:?}");
+        // A result written just before the timeout still wins.
+        let step = follow_run(
+            NOW,
+            &run(started(7200), 1),
+            &policy,
+            Some(&obs(3, BatchPhase::Running)),
+            Some(&result(1, AttemptOutcome::Succeeded)),
+        );
+        assert!(matches!(step, RunStep::Publish { .. }), "{step:?}");
     }
 
     #[test]

@@ -131,11 +131,14 @@ pub struct RetryPolicy {
     pub backoff_base_secs: i64,
     /// Cap on the delay.
     pub backoff_max_secs: i64,
+    /// An attempt whose batch still runs this long after it started is killed and retried: a
+    /// batch stuck in YARN (no capacity, a hung driver) must not hold its window for hours.
+    pub attempt_timeout_secs: i64,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 3, backoff_base_secs: 60, backoff_max_secs: 900 }
+        RetryPolicy { max_attempts: 3, backoff_base_secs: 60, backoff_max_secs: 900, attempt_timeout_secs: 3600 }
     }
 }
 
@@ -181,6 +184,7 @@ impl JobDefinition {
                 "max_attempts": self.retry.max_attempts,
                 "backoff_base_secs": self.retry.backoff_base_secs,
                 "backoff_max_secs": self.retry.backoff_max_secs,
+                "attempt_timeout_secs": self.retry.attempt_timeout_secs,
             },
         });
         let m = doc.as_object_mut().expect("json! object");
@@ -613,7 +617,7 @@ impl LivyBatchSpec {
 
 fn parse_retry(r: &mut Reader, v: &Value, path: &str) -> Option<RetryPolicy> {
     let obj = r.object(v, path)?;
-    r.unknown_keys(obj, path, &["max_attempts", "backoff_base_secs", "backoff_max_secs"]);
+    r.unknown_keys(obj, path, &["max_attempts", "backoff_base_secs", "backoff_max_secs", "attempt_timeout_secs"]);
     let d = RetryPolicy::default();
     let num = |r: &mut Reader, key: &str, min: i64, max: i64, default: i64| match r.optional(obj, key) {
         Some(v) => r.integer(v, &join(path, key), min, max),
@@ -622,12 +626,18 @@ fn parse_retry(r: &mut Reader, v: &Value, path: &str) -> Option<RetryPolicy> {
     let max_attempts = num(r, "max_attempts", 1, 20, i64::from(d.max_attempts));
     let base = num(r, "backoff_base_secs", 1, 86_400, d.backoff_base_secs);
     let max = num(r, "backoff_max_secs", 1, 7 * 86_400, d.backoff_max_secs);
+    let timeout = num(r, "attempt_timeout_secs", 60, 7 * 86_400, d.attempt_timeout_secs);
     if let (Some(b), Some(m)) = (base, max) {
         if m < b {
             r.problem(join(path, "backoff_max_secs"), format!("must be at least backoff_base_secs ({b}), is {m}"));
         }
     }
-    Some(RetryPolicy { max_attempts: max_attempts? as u32, backoff_base_secs: base?, backoff_max_secs: max? })
+    Some(RetryPolicy {
+        max_attempts: max_attempts? as u32,
+        backoff_base_secs: base?,
+        backoff_max_secs: max?,
+        attempt_timeout_secs: timeout?,
+    })
 }
 
 /// Whether the control plane accepted the definition it last read.
@@ -701,7 +711,7 @@ mod tests {
             },
             "lake_uri": "s3://lake/shop/orders",
             "livy": {"file": "s3://code/extract.py", "conf": {"spark.sql.shuffle.partitions": "8"}, "executor_memory": "4g"},
-            "retry": {"max_attempts": 4}
+            "retry": {"max_attempts": 4, "attempt_timeout_secs": 1800}
         })
     }
 
@@ -710,6 +720,7 @@ mod tests {
         let def = JobDefinition::from_document(&valid_doc()).expect("valid");
         assert_eq!(def.id.as_str(), "shop.orders");
         assert_eq!(def.retry.max_attempts, 4);
+        assert_eq!(def.retry.attempt_timeout_secs, 1800);
         let again = JobDefinition::from_document(&def.to_document()).expect("round trip");
         assert_eq!(def, again);
     }
@@ -722,12 +733,18 @@ mod tests {
         doc["source"]["primary_key"] = json!([]);
         doc["livy"]["conf"]["spark.jdbc.password"] = json!("x");
         doc["retyr"] = json!({});
+        doc["retry"]["attempt_timeout_secs"] = json!(10);
         let err = JobDefinition::from_document(&doc).expect_err("invalid");
         let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(err.id, "shop.orders");
-        for expected in
-            ["interval_secs", "source.jdbc_url", "source.primary_key", "livy.conf.spark.jdbc.password", "retyr"]
-        {
+        for expected in [
+            "interval_secs",
+            "source.jdbc_url",
+            "source.primary_key",
+            "livy.conf.spark.jdbc.password",
+            "retyr",
+            "retry.attempt_timeout_secs",
+        ] {
             assert!(paths.contains(&expected), "{expected} missing from {paths:?}");
         }
         assert!(err.to_string().contains("interval_secs: must be a number, is a string"), "{err}");

@@ -174,6 +174,9 @@ pub struct Faults {
     pub spark_fails: f64,
     /// A Spark attempt dies without writing a result (the driver killed, the result write failed).
     pub spark_dies_silently: f64,
+    /// A Spark attempt hangs (stuck in YARN, a hung driver): it runs for hours, and lives on
+    /// after its batch is killed, then finishes (its result fenced off by then).
+    pub spark_hangs: f64,
     /// Per cluster and 30 days: spot interruptions of its primary node (each ends the cluster).
     pub spot_interruptions_per_month: f64,
     /// The 2-minute warning of an interruption is delivered (else the loss comes unannounced).
@@ -201,6 +204,7 @@ impl Faults {
             livy_restart_per_day: 0.0,
             spark_fails: 0.0,
             spark_dies_silently: 0.0,
+            spark_hangs: 0.0,
             spot_interruptions_per_month: 0.0,
             spot_warning_delivered: 1.0,
             emr_response_lost: 0.0,
@@ -226,6 +230,7 @@ impl Faults {
             livy_restart_per_day: 0.05,
             spark_fails: 0.005,
             spark_dies_silently: 0.001,
+            spark_hangs: 0.000_5,
             spot_interruptions_per_month: 0.4,
             spot_warning_delivered: 0.95,
             emr_response_lost: 0.002,
@@ -250,6 +255,7 @@ impl Faults {
             livy_restart_per_day: 2.0,
             spark_fails: 0.03,
             spark_dies_silently: 0.01,
+            spark_hangs: 0.003,
             spot_interruptions_per_month: 30.0,
             spot_warning_delivered: 0.7,
             emr_response_lost: 0.05,
@@ -291,6 +297,8 @@ pub struct SimReport {
     pub batches_submitted: u64,
     /// Spark applications that ran (zombies of forgotten batches included).
     pub spark_applications: u64,
+    /// Of those, applications that hung for hours.
+    pub spark_hangs: u64,
     /// Runs an operator retried after they exhausted their attempts.
     pub operator_retries: u64,
     /// Livy restarts injected.
@@ -376,6 +384,8 @@ enum AppFate {
     Succeeds,
     Fails,
     DiesSilently,
+    /// Runs far longer than any window should, then succeeds.
+    Hangs,
 }
 
 struct World {
@@ -528,6 +538,7 @@ impl World {
             store_operations: 0,
             batches_submitted: 0,
             spark_applications: 0,
+            spark_hangs: 0,
             operator_retries: 0,
             livy_restarts: 0,
             spot_losses: 0,
@@ -837,10 +848,17 @@ impl World {
                     AppFate::Fails
                 } else if roll < faults.spark_fails + faults.spark_dies_silently {
                     AppFate::DiesSilently
+                } else if roll < faults.spark_fails + faults.spark_dies_silently + faults.spark_hangs {
+                    AppFate::Hangs
                 } else {
                     AppFate::Succeeds
                 };
-                let duration = self.rng.range(40, 240);
+                let duration = if fate == AppFate::Hangs {
+                    self.report.spark_hangs += 1;
+                    self.rng.range(3 * 3600, 12 * 3600)
+                } else {
+                    self.rng.range(40, 240)
+                };
                 self.report.spark_applications += 1;
                 for loss in &mut self.losses {
                     let moved = loss.runs.get(&run_key).is_some_and(|a| attempt > *a);
@@ -873,7 +891,7 @@ impl World {
         self.apps.retain(|a| !a.done);
         for app in finished {
             let (phase, outcome) = match app.fate {
-                AppFate::Succeeds => (BatchPhase::Succeeded, Some(AttemptOutcome::Succeeded)),
+                AppFate::Succeeds | AppFate::Hangs => (BatchPhase::Succeeded, Some(AttemptOutcome::Succeeded)),
                 AppFate::Fails => (BatchPhase::Failed, Some(AttemptOutcome::Failed)),
                 AppFate::DiesSilently => (BatchPhase::Failed, None),
             };

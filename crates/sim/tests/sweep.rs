@@ -21,7 +21,7 @@ fn describe(r: &SimReport) -> String {
 fn two_hundred_seeds_of_a_faulty_day_keep_every_promise() {
     let mut totals = (0u64, 0u64, 0u64, 0u64);
     let (mut losses, mut rotations, mut recoveries) = (0u64, 0u64, Vec::new());
-    let mut with_runs = 0u64;
+    let (mut with_runs, mut hangs) = (0u64, 0u64);
     for seed in 0..SEEDS {
         let report = simulate(&SimConfig::new(seed, 1.0, 3, 2));
         assert!(report.ok(), "{}", describe(&report));
@@ -32,14 +32,19 @@ fn two_hundred_seeds_of_a_faulty_day_keep_every_promise() {
         totals.3 += report.invocations;
         losses += report.spot_losses;
         with_runs += report.spot_losses_with_runs;
+        hangs += report.spark_hangs;
         rotations += report.rotations;
         recoveries.extend(report.recovery_secs.iter().copied());
     }
     // The sweep is not vacuous: the faults it claims to survive did happen.
     let (died, restarts, retries, invocations) = totals;
-    println!("{SEEDS} seeds: {invocations} invocations, {died} died mid-flight, {restarts} Livy restarts, {retries} operator retries");
+    println!(
+        "{SEEDS} seeds: {invocations} invocations, {died} died mid-flight, {restarts} Livy restarts, \
+         {hangs} hung Spark applications, {retries} operator retries"
+    );
     assert!(died > 100, "invocations died: {died}");
     assert!(restarts > 100, "Livy restarts: {restarts}");
+    assert!(hangs > 100, "hung applications: {hangs}");
     recoveries.sort_unstable();
     let p99 = recoveries.get(recoveries.len().saturating_sub(1) * 99 / 100).copied().unwrap_or(0);
     println!(
