@@ -94,7 +94,7 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
     };
     for (run, batch) in looked {
         let result = results.remove(&(run.key().to_string(), run.attempt));
-        let outcome = follow_placed(store, batches, now, world, states, edits, run, batch, result, report).await;
+        let outcome = follow_placed(store, batches, now, world, edits, run, batch, result, report).await;
         match outcome {
             Ok(true) => {
                 touched.insert(run.job_id.clone());
@@ -184,7 +184,8 @@ async fn submit<S: StateStore, B: BatchService>(
             mark_running(store, now, run, cluster, &obs, report).await
         }
         Err(e) => {
-            // Left submitting: the next tick looks the batch up by name and submits again if absent.
+            // Left submitting: the next tick looks the batch up by name, adopts it if Livy has it,
+            // and otherwise supersedes the attempt (never submits the same attempt twice).
             tracing::warn!(run = %run.key(), cluster = %cluster, error = %e, "submission failed; retried next tick");
             report.failures.push(JobFailure { job_id: run.job_id.to_string(), error: e.to_string() });
             Ok(None)
@@ -240,7 +241,6 @@ async fn follow_placed<S: StateStore, B: BatchService>(
     batches: &B,
     now: UnixTime,
     world: &World<'_>,
-    states: &HashMap<JobId, JobState>,
     edits: &mut HashMap<JobId, JobEdit>,
     run: &Run,
     batch: Option<BatchObservation>,
@@ -259,10 +259,6 @@ async fn follow_placed<S: StateStore, B: BatchService>(
     next.updated_at = now;
     match step {
         RunStep::Wait => return Ok(false),
-        RunStep::Submit => {
-            submit(store, batches, now, world, states, run, report).await?;
-            return Ok(false);
-        }
         RunStep::MarkRunning(handle) => {
             next.status = RunStatus::Running { cluster, batch: handle, since: now };
             write_run(store, &next, report).await?;

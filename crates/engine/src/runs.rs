@@ -13,9 +13,6 @@ use std::collections::BTreeMap;
 pub enum RunStep {
     /// Nothing to do yet (starting or running).
     Wait,
-    /// Submit (again): the submission was recorded but Livy does not know the batch. Safe to
-    /// repeat: the batch name is unique per attempt, so Livy refuses a second one.
-    Submit,
     /// The batch is known: record it.
     MarkRunning(BatchHandle),
     /// The current attempt succeeded: publish its output (fenced by the run's version).
@@ -97,7 +94,15 @@ pub fn follow_run(
         };
     }
     match (&run.status, batch) {
-        (RunStatus::Submitting { .. }, None) => RunStep::Submit,
+        // Never submitted again under the same attempt: Livy may have forgotten the batch in a
+        // restart while its application runs on, and two applications of one attempt would
+        // write the same prefix. A new attempt fences the old one (the simulator's soak found it).
+        (RunStatus::Submitting { .. }, None) => retry_or_give_up(
+            now,
+            run,
+            policy,
+            "Livy does not know the submission (it never arrived, was refused, or Livy restarted and forgot it)".into(),
+        ),
         (RunStatus::Running { .. }, None) => retry_or_give_up(
             now,
             run,
@@ -356,9 +361,10 @@ mod tests {
     }
 
     #[test]
-    fn a_submission_livy_does_not_know_is_submitted_again_and_a_known_one_is_adopted() {
+    fn a_submission_livy_does_not_know_becomes_a_new_attempt_and_a_known_one_is_adopted() {
         let submitting = run(RunStatus::Submitting { cluster: ClusterKey::new("c1"), since: UnixTime(950) }, 1);
-        assert_eq!(follow_run(NOW, &submitting, &RetryPolicy::default(), None, None), RunStep::Submit);
+        let step = follow_run(NOW, &submitting, &RetryPolicy::default(), None, None);
+        assert!(matches!(step, RunStep::Retry { ref reason, .. } if reason.contains("does not know")), "{step:?}");
         assert_eq!(
             follow_run(NOW, &submitting, &RetryPolicy::default(), Some(&obs(7, BatchPhase::Starting)), None),
             RunStep::MarkRunning(BatchHandle { livy_batch_id: 7, batch_name: "norris-orders-1000-a1".into() })

@@ -86,3 +86,11 @@ fn a_batch_submitted_again_after_a_livy_restart_runs_even_with_a_reused_id_and_n
     assert!(report.ok(), "{}", describe(&report));
     assert_eq!(report.windows_committed, report.windows_expected);
 }
+
+#[test]
+fn a_submission_livy_forgot_is_never_submitted_again_under_the_same_attempt() {
+    // Seed 2290 of the soak: a run was still `Submitting` when its Livy restarted and forgot the
+    // batch, whose application ran on. Submitting the same attempt again ran it twice at once.
+    let report = simulate(&SimConfig::new(2290, 1.0, 3, 2));
+    assert!(report.ok(), "{}", describe(&report));
+}
