@@ -132,11 +132,7 @@ pub fn follow_run(
                 policy,
                 format!(
                     "the batch was still {} after {} s (retry.attempt_timeout_secs is {})",
-                    match &b.phase {
-                        BatchPhase::Starting => "starting",
-                        BatchPhase::Other(state) => state.as_str(),
-                        _ => "running",
-                    },
+                    b.phase.name(),
                     now.0 - since.0,
                     policy.attempt_timeout_secs
                 ),

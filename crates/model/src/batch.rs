@@ -49,6 +49,18 @@ impl BatchPhase {
     pub fn is_final(&self) -> bool {
         matches!(self, BatchPhase::Succeeded | BatchPhase::Failed | BatchPhase::Killed)
     }
+
+    /// The phase as Livy names its states, for messages an operator reads.
+    pub fn name(&self) -> &str {
+        match self {
+            BatchPhase::Starting => "starting",
+            BatchPhase::Running => "running",
+            BatchPhase::Succeeded => "success",
+            BatchPhase::Failed => "dead",
+            BatchPhase::Killed => "killed",
+            BatchPhase::Other(state) => state,
+        }
+    }
 }
 
 /// One look at a batch.
