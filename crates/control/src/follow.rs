@@ -266,7 +266,8 @@ async fn follow_placed<S: StateStore, B: BatchService>(
         }
         RunStep::Publish { prefix, rows } => {
             next.status = RunStatus::Published { prefix, rows, at: now };
-            next.last_outcome = result.as_ref().map(|r| RunOutcome { attempt: r.attempt, summary: r.message.clone() });
+            next.last_outcome =
+                result.as_ref().map(|r| RunOutcome { attempt: r.attempt, summary: r.message.clone(), moved_off: None });
             if write_run(store, &next, report).await?.is_some() {
                 report.runs_published += 1;
                 tracing::info!(run = %run.key(), attempt = %run.attempt, rows, "window published");
@@ -283,20 +284,22 @@ async fn follow_placed<S: StateStore, B: BatchService>(
         RunStep::Retry { reason, not_before } => {
             tracing::warn!(run = %run.key(), attempt = %run.attempt, %reason, "attempt failed; retrying");
             next.attempt = run.attempt.next();
+            next.failures = run.failures + 1;
             next.status = RunStatus::Pending { not_before };
-            next.last_outcome = Some(RunOutcome { attempt: run.attempt, summary: reason });
+            next.last_outcome = Some(RunOutcome { attempt: run.attempt, summary: reason, moved_off: None });
             report.runs_retried += 1;
         }
         RunStep::GiveUp { reason } => {
             tracing::error!(run = %run.key(), %reason, alarm = "run_failed", "run failed after its last attempt");
             next.status = RunStatus::Failed { reason: reason.clone(), at: now };
-            next.last_outcome = Some(RunOutcome { attempt: run.attempt, summary: reason });
+            next.failures = run.failures + 1;
+            next.last_outcome = Some(RunOutcome { attempt: run.attempt, summary: reason, moved_off: None });
             report.runs_failed += 1;
         }
         RunStep::Quarantine { reason } => {
             tracing::error!(job_id = %run.job_id, %reason, alarm = "job_quarantined", "breaking schema change; job quarantined");
             next.status = RunStatus::Failed { reason: format!("quarantined: {reason}"), at: now };
-            next.last_outcome = Some(RunOutcome { attempt: run.attempt, summary: reason.clone() });
+            next.last_outcome = Some(RunOutcome { attempt: run.attempt, summary: reason.clone(), moved_off: None });
             edits.entry(run.job_id.clone()).or_default().quarantine = Some(reason);
             report.runs_failed += 1;
         }
@@ -388,7 +391,7 @@ pub enum RetryRunError {
 }
 
 /// An operator's retry of a failed run (after fixing the source, say): a new attempt, pending
-/// now. The watermark resumes once it publishes.
+/// now, with a new retry budget. The watermark resumes once it publishes.
 pub async fn retry_failed_run<S: StateStore>(
     store: &S,
     now: UnixTime,
@@ -400,6 +403,7 @@ pub async fn retry_failed_run<S: StateStore>(
     }
     let mut next = run.clone();
     next.attempt = run.attempt.next();
+    next.failures = 0;
     next.status = RunStatus::Pending { not_before: now };
     next.updated_at = now;
     match store.update_run(&next).await {

@@ -222,7 +222,8 @@ async fn failures_are_retried_with_backoff_then_the_run_fails_and_the_watermark_
     let r = tick(&store, &livy, w(1).plus_secs(20)).await;
     assert_eq!(r.runs_failed, 1, "max_attempts 2");
     let run = store.all_runs().remove(0);
-    assert!(matches!(run.status, RunStatus::Failed { ref reason, .. } if reason.contains("attempt 2 of 2")));
+    assert!(matches!(run.status, RunStatus::Failed { ref reason, .. } if reason.contains("failed attempt 2 of 2")));
+    assert_eq!(run.failures, 2);
     assert_eq!(watermark(&store, "orders").await, w(0));
 }
 
@@ -276,13 +277,17 @@ async fn an_operator_retry_of_a_failed_run_resumes_the_watermark() {
     let pending = store.all_runs().into_iter().find(|r| r.window.lo == w(1));
     assert!(pending.is_none() || !matches!(pending.map(|r| r.status), Some(RunStatus::Failed { .. })));
     let retried = norris_control::follow::retry_failed_run(&store, w(1).plus_secs(30), &key).await.expect("retry");
-    assert_eq!(retried.attempt, Attempt(3));
+    assert_eq!((retried.attempt, retried.failures), (Attempt(3), 0), "a new retry budget");
     assert!(
         norris_control::follow::retry_failed_run(&store, w(1).plus_secs(31), &key).await.is_err(),
         "only failed runs"
     );
     tick(&store, &livy, w(1).plus_secs(32)).await;
-    finish(&store, &livy, "orders", w(0), 3, AttemptOutcome::Succeeded).await;
-    tick(&store, &livy, w(1).plus_secs(40)).await;
+    finish(&store, &livy, "orders", w(0), 3, AttemptOutcome::Failed).await;
+    let r = tick(&store, &livy, w(1).plus_secs(40)).await;
+    assert_eq!((r.runs_retried, r.runs_failed), (1, 0), "attempt 3's failure is the new budget's first");
+    tick(&store, &livy, w(1).plus_secs(52)).await;
+    finish(&store, &livy, "orders", w(0), 4, AttemptOutcome::Succeeded).await;
+    tick(&store, &livy, w(1).plus_secs(60)).await;
     assert_eq!(watermark(&store, "orders").await, w(1));
 }

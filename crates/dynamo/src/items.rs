@@ -204,6 +204,7 @@ pub fn run_item(run: &Run) -> Item {
         .n("window_lo", run.window.lo.0)
         .n("window_hi", run.window.hi.0)
         .n("attempt", run.attempt.0)
+        .n("failures", run.failures)
         .s("status", run.status.name())
         .n("created_at", run.created_at.0)
         .n("updated_at", run.updated_at.0)
@@ -223,6 +224,9 @@ pub fn run_item(run: &Run) -> Item {
     };
     if let Some(o) = &run.last_outcome {
         b = b.n("outcome_attempt", o.attempt.0).s("outcome_summary", &o.summary);
+        if let Some(cluster) = &o.moved_off {
+            b = b.s("outcome_moved_off", cluster.as_str());
+        }
     }
     if run.status.is_unfinished() {
         b = b
@@ -252,13 +256,18 @@ pub fn run_from_item(item: &Item) -> Result<Run, StoreError> {
         other => return Err(r.corrupt(format!("unknown run status {other:?}"))),
     };
     let last_outcome = match r.opt_n("outcome_attempt")? {
-        Some(a) => Some(RunOutcome { attempt: Attempt(a as u32), summary: r.s("outcome_summary")? }),
+        Some(a) => Some(RunOutcome {
+            attempt: Attempt(a as u32),
+            summary: r.s("outcome_summary")?,
+            moved_off: r.opt_s("outcome_moved_off")?.map(ClusterKey::new),
+        }),
         None => None,
     };
     Ok(Run {
         job_id: JobId::new(r.s("job_id")?),
         window: Window { lo: r.time("window_lo")?, hi: r.time("window_hi")? },
         attempt: Attempt(r.n("attempt")? as u32),
+        failures: r.opt_n("failures")?.unwrap_or(0) as u32,
         status,
         created_at: r.time("created_at")?,
         updated_at: r.time("updated_at")?,
@@ -283,11 +292,18 @@ pub fn cluster_item(c: &Cluster) -> Item {
         ClusterState::Launching { requested_at } => b.n("requested_at", requested_at.0),
         ClusterState::Draining { since, deadline } => b.n("drain_since", since.0).n("drain_deadline", deadline.0),
         ClusterState::Lost { reason, at } => b.s("lost_reason", reason).n("state_at", at.0),
-        ClusterState::Terminated { at } => b.n("state_at", at.0),
+        ClusterState::Terminated { at } => b.n("state_at", at.0).n("expires_at", at.0 + CLUSTER_RECORD_RETENTION_SECS),
         ClusterState::Starting | ClusterState::Ready => b,
     };
     b.0
 }
+
+/// How long a terminated cluster's record is kept (TTL). Every lifecycle pass reads all of a
+/// deployment's cluster records, so they must not pile up (a pool rotating every few hours makes
+/// thousands a year). Kept past EMR's two months of listing terminated clusters, so a key reused
+/// after its record expired (a pool at zero clusters that long) cannot find the old cluster by its
+/// launch-key tag; expired records not yet deleted are terminal and harmless to read.
+pub const CLUSTER_RECORD_RETENTION_SECS: i64 = 90 * 86_400;
 
 /// An item as a cluster.
 pub fn cluster_from_item(item: &Item) -> Result<Cluster, StoreError> {
@@ -381,4 +397,31 @@ pub fn result_from_item(item: &Item) -> Result<AttemptResult, StoreError> {
         message: r.opt_s("message")?.unwrap_or_default(),
         finished_at: r.time("finished_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_terminated_cluster_records_expire() {
+        let at = UnixTime(1_795_305_600);
+        let mut cluster = Cluster {
+            key: ClusterKey::new("small-3"),
+            size_class: SizeClass::new("small"),
+            generation: 3,
+            emr_cluster_id: Some("j-3".into()),
+            livy_endpoint: Some("http://10.0.0.3:8998".into()),
+            state: ClusterState::Lost { reason: "spot".into(), at },
+            created_at: at,
+            ready_at: Some(at),
+            rotate_after: at.plus_secs(3600),
+            version: Version::INITIAL,
+        };
+        assert!(!cluster_item(&cluster).contains_key("expires_at"), "a lost cluster may still hold runs");
+        cluster.state = ClusterState::Terminated { at };
+        let item = cluster_item(&cluster);
+        assert_eq!(item.get("expires_at"), Some(&AttributeValue::N((at.0 + 90 * 86_400).to_string())));
+        assert_eq!(cluster_from_item(&item).expect("reads back"), cluster);
+    }
 }

@@ -188,15 +188,12 @@ pub fn may_terminate(cluster: &Cluster, runs_on_it: usize, now: UnixTime, settle
     runs_on_it == 0 && now.secs() >= since.secs() + settle_secs
 }
 
-/// How a moved run's outcome begins.
-const MOVED_OFF_CLUSTER: &str = "moved off cluster ";
-
 /// Whether the run was moved off a cluster and is still waiting to be placed: a lifecycle pass
 /// that moved it may have died before placing it, and the next pass places it (warm failover
 /// must not wait for the scheduler's next tick).
 pub fn moved_and_waiting(run: &Run, now: UnixTime) -> bool {
     matches!(run.status, RunStatus::Pending { not_before } if not_before <= now)
-        && run.last_outcome.as_ref().is_some_and(|o| o.summary.starts_with(MOVED_OFF_CLUSTER))
+        && run.last_outcome.as_ref().is_some_and(|o| o.attempt.0 + 1 == run.attempt.0 && o.moved_off.is_some())
 }
 
 /// A run moved off `cluster`: a new attempt, pending at once. The new attempt fences the old one
@@ -207,8 +204,11 @@ pub fn move_run(run: &Run, cluster: &ClusterKey, why: &str, now: UnixTime) -> Op
         return None;
     }
     let mut next = run.clone();
-    next.last_outcome =
-        Some(RunOutcome { attempt: run.attempt, summary: format!("{MOVED_OFF_CLUSTER}{cluster}: {why}") });
+    next.last_outcome = Some(RunOutcome {
+        attempt: run.attempt,
+        summary: format!("moved off cluster {cluster}: {why}"),
+        moved_off: Some(cluster.clone()),
+    });
     next.attempt = Attempt(run.attempt.0 + 1);
     next.status = RunStatus::Pending { not_before: now };
     next.updated_at = now;
@@ -397,6 +397,7 @@ mod tests {
             job_id: JobId::new("j"),
             window: Window { lo: UnixTime(0), hi: UnixTime(300) },
             attempt: Attempt(2),
+            failures: 1,
             status: RunStatus::Submitting { cluster: ClusterKey::new("small-1"), since: T },
             created_at: T,
             updated_at: T,
@@ -405,10 +406,15 @@ mod tests {
         };
         assert_eq!(move_run(&run, &ClusterKey::new("small-2"), "spot", T), None);
         let moved = move_run(&run, &ClusterKey::new("small-1"), "spot loss", T).expect("moved");
-        assert_eq!(moved.attempt, Attempt(3));
+        assert_eq!((moved.attempt, moved.failures), (Attempt(3), 1), "a move is a new attempt, not a failure");
         assert_eq!(moved.status, RunStatus::Pending { not_before: T });
         assert!(moved_and_waiting(&moved, T) && !moved_and_waiting(&run, T));
-        assert!(moved.last_outcome.expect("outcome").summary.contains("moved off cluster small-1: spot loss"));
+        let outcome = moved.last_outcome.clone().expect("outcome");
+        assert!(outcome.summary.contains("moved off cluster small-1: spot loss"));
+        assert_eq!(outcome.moved_off, Some(ClusterKey::new("small-1")));
+        let mut placed_again = moved.clone();
+        placed_again.status = RunStatus::Submitting { cluster: ClusterKey::new("small-3"), since: T };
+        assert!(!moved_and_waiting(&placed_again, T));
     }
 
     #[test]

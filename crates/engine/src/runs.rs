@@ -46,17 +46,20 @@ pub fn batch_name(run: &Run) -> String {
     format!("norris-{}-{}-a{}", run.job_id, run.window.lo.0, run.attempt)
 }
 
-/// Backoff before attempt `failed_attempt + 1`: base × 2^(failed_attempt − 1), capped.
-pub fn backoff_secs(policy: &RetryPolicy, failed_attempt: u32) -> i64 {
-    let exp = failed_attempt.saturating_sub(1).min(30);
+/// Backoff after the `failures`-th failed attempt: base × 2^(failures − 1), capped.
+pub fn backoff_secs(policy: &RetryPolicy, failures: u32) -> i64 {
+    let exp = failures.saturating_sub(1).min(30);
     policy.backoff_base_secs.saturating_mul(1_i64 << exp).min(policy.backoff_max_secs)
 }
 
+/// A failed attempt counts against the retry budget (`run.failures` before this one); moves do
+/// not, so a run moved off two lost clusters still has every retry left.
 fn retry_or_give_up(now: UnixTime, run: &Run, policy: &RetryPolicy, reason: String) -> RunStep {
-    if run.attempt.0 >= policy.max_attempts {
-        RunStep::GiveUp { reason: format!("attempt {} of {}: {reason}", run.attempt, policy.max_attempts) }
+    let failures = run.failures + 1;
+    if failures >= policy.max_attempts {
+        RunStep::GiveUp { reason: format!("failed attempt {failures} of {}: {reason}", policy.max_attempts) }
     } else {
-        RunStep::Retry { reason, not_before: now.plus_secs(backoff_secs(policy, run.attempt.0)) }
+        RunStep::Retry { reason, not_before: now.plus_secs(backoff_secs(policy, failures)) }
     }
 }
 
@@ -256,6 +259,7 @@ mod tests {
         let mut r = Run::new(JobId::new("orders"), Window { lo: UnixTime(1000), hi: UnixTime(1300) }, UnixTime(900));
         r.status = status;
         r.attempt = Attempt(attempt);
+        r.failures = attempt - 1;
         r
     }
 
@@ -325,7 +329,23 @@ mod tests {
             matches!(step, RunStep::Retry { ref reason, not_before } if reason.contains("primary key unique") && not_before == NOW.plus_secs(100))
         );
         let step = follow_run(NOW, &run(running(3), 3), &policy, Some(&obs(3, BatchPhase::Killed)), None);
-        assert!(matches!(step, RunStep::GiveUp { ref reason } if reason.contains("attempt 3 of 3")));
+        assert!(matches!(step, RunStep::GiveUp { ref reason } if reason.contains("failed attempt 3 of 3")));
+    }
+
+    #[test]
+    fn moves_do_not_spend_the_retry_budget() {
+        let policy =
+            RetryPolicy { max_attempts: 3, backoff_base_secs: 60, backoff_max_secs: 100, ..Default::default() };
+        // Attempt 3 after two moves and no failure: its failure is the first.
+        let mut moved_twice = run(running(3), 3);
+        moved_twice.failures = 0;
+        let step = follow_run(NOW, &moved_twice, &policy, Some(&obs(3, BatchPhase::Failed)), None);
+        assert!(matches!(step, RunStep::Retry { not_before, .. } if not_before == NOW.plus_secs(60)), "{step:?}");
+        // After an operator's retry (attempt 4, a new budget) the same holds.
+        let mut retried_by_hand = run(running(3), 4);
+        retried_by_hand.failures = 0;
+        let step = follow_run(NOW, &retried_by_hand, &policy, Some(&obs(3, BatchPhase::Failed)), None);
+        assert!(matches!(step, RunStep::Retry { .. }), "{step:?}");
     }
 
     #[test]

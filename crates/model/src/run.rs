@@ -90,6 +90,9 @@ pub struct RunOutcome {
     pub attempt: Attempt,
     /// Human-readable summary (rows, checks, schema verdict, or the failure).
     pub summary: String,
+    /// The cluster the attempt was moved off, when a move (not a failure) ended it: a lifecycle
+    /// pass that moved the run and died before placing it is completed by the next pass.
+    pub moved_off: Option<ClusterKey>,
 }
 
 /// One window of one job.
@@ -101,6 +104,10 @@ pub struct Run {
     pub window: Window,
     /// Current attempt: the fencing token checked when publishing.
     pub attempt: Attempt,
+    /// Failed attempts in the current retry budget (`retry.max_attempts`). Moves off a lost or
+    /// rotated cluster are not the job's fault and do not count; an operator's retry of a failed
+    /// run starts a new budget.
+    pub failures: u32,
     /// Where it is.
     pub status: RunStatus,
     /// When the run was cut.
@@ -120,6 +127,7 @@ impl Run {
             job_id,
             window,
             attempt: Attempt::FIRST,
+            failures: 0,
             status: RunStatus::Pending { not_before: now },
             created_at: now,
             updated_at: now,

@@ -7,7 +7,7 @@
 use crate::store::{Annotation, StateStore, WriteError};
 use norris_model::{
     Attempt, AttemptOutcome, AttemptResult, BatchHandle, Check, Cluster, ClusterKey, ClusterState, JobDefinition,
-    JobId, JobState, Run, RunStatus, SizeClass, UnixTime, Validity, Version, Window,
+    JobId, JobState, Run, RunOutcome, RunStatus, SizeClass, UnixTime, Validity, Version, Window,
 };
 use serde_json::{json, Value};
 
@@ -18,6 +18,7 @@ pub async fn run_all<S: StateStore>(store: &S, ns: &str) {
     racing_writers_on_a_run_one_wins_and_the_loser_sees_the_winner(store, ns).await;
     creating_the_same_window_twice_leaves_one_item(store, ns).await;
     a_stale_version_update_is_rejected(store, ns).await;
+    a_moved_run_keeps_its_retry_budget_and_why_it_moved(store, ns).await;
     malformed_job_definitions_read_back_as_errors_naming_the_field(store, ns).await;
     job_states_are_created_once_and_found_by_due_time(store, ns).await;
     active_runs_are_exactly_the_unfinished_ones(store, ns).await;
@@ -116,6 +117,22 @@ async fn a_stale_version_update_is_rejected<S: StateStore>(store: &S, ns: &str) 
     let mut missing = Run::new(job_id(ns, "never-created"), window(0), T0);
     missing.version = Version(3);
     assert!(matches!(store.update_run(&missing).await, Err(WriteError::Conflict { current: None })));
+}
+
+async fn a_moved_run_keeps_its_retry_budget_and_why_it_moved<S: StateStore>(store: &S, ns: &str) {
+    let run = store.create_run(&Run::new(job_id(ns, "moved"), window(0), T0)).await.expect("create");
+    let mut moved = run.clone();
+    moved.attempt = Attempt(3);
+    moved.failures = 1;
+    moved.status = RunStatus::Pending { not_before: T0.plus_secs(5) };
+    moved.last_outcome = Some(RunOutcome {
+        attempt: Attempt(2),
+        summary: "moved off cluster small-1: spot loss".into(),
+        moved_off: Some(ClusterKey::new("small-1")),
+    });
+    let stored = store.update_run(&moved).await.expect("update");
+    assert_eq!(store.get_run(&run.key()).await.expect("get"), Some(stored.clone()));
+    assert_eq!((stored.failures, stored.last_outcome.and_then(|o| o.moved_off)), (1, Some(ClusterKey::new("small-1"))));
 }
 
 async fn malformed_job_definitions_read_back_as_errors_naming_the_field<S: StateStore>(store: &S, ns: &str) {

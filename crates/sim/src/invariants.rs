@@ -194,6 +194,7 @@ mod tests {
             job_id: JobId::new("j"),
             window: Window { lo: UnixTime(lo), hi: UnixTime(lo + 300) },
             attempt: Attempt(attempt),
+            failures: 0,
             status,
             created_at: UnixTime(0),
             updated_at: UnixTime(0),
