@@ -129,7 +129,7 @@ pub struct SizeResult {
     pub due: usize,
     /// Of those, jobs with a window to cut (the 1%).
     pub due_with_windows: usize,
-    /// Of those, jobs due only because a commit at the previous tick set `due_at = now`.
+    /// Of those, jobs due with no window to cut (re-looked: held by their in-flight limit).
     pub due_relooked: usize,
     /// Unfinished runs at the tick (the active query's result, new runs included).
     pub in_flight: usize,
@@ -671,11 +671,11 @@ fn excess_of(stats: &StoreStats, work: &Work, sizes: &ItemSizes, requests: u64, 
     let w = work;
     let mut out = vec![
         Excess {
-            what: "runs_of_job queries beyond one per due job with a window and one per commit: the re-looked jobs' own query, and commit_watermarks querying the runs of every due job (to_commit includes all due ids), even with nothing published",
+            what: "runs_of_job queries beyond one per due job with a window and one per commit: the re-looked jobs' own query, and commit_watermarks querying the runs of every due job (the jobs to commit include all due ids, so a tick that died between cutting and recording is completed), even with nothing published",
             requests: req(Op::RunsOfJob) - (w.due_with_windows + w.commits) as i64,
         },
         Excess {
-            what: "job state writes beyond the needed ones: re-looked jobs (due only because the commit set due_at = now) rewritten with their next due_at and nothing cut",
+            what: "job state writes beyond the needed ones: re-looked jobs rewritten with their next due_at and nothing cut",
             requests: req(Op::UpdateJobState) + req(Op::CreateJobState) - w.job_state_writes as i64,
         },
         Excess {

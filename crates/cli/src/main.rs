@@ -215,7 +215,8 @@ async fn main() -> Result<()> {
                 if json {
                     let line = serde_json::json!({
                         "job_id": run.job_id.as_str(), "window_lo": run.window.lo.0, "window_hi": run.window.hi.0,
-                        "attempt": run.attempt.0, "status": run.status.name(), "published_prefix": prefix, "rows": rows,
+                        "attempt": run.attempt.0, "failures": run.failures, "status": run.status.name(),
+                        "published_prefix": prefix, "rows": rows,
                     });
                     println!("{line}");
                 } else {

@@ -320,7 +320,6 @@ async fn follow_placed<S: StateStore, B: BatchService>(
 /// edits decided while following, with one versioned write per job.
 pub async fn commit_watermarks<S: StateStore>(
     store: &S,
-    now: UnixTime,
     jobs: &BTreeSet<JobId>,
     states: &mut HashMap<JobId, JobState>,
     edits: &HashMap<JobId, JobEdit>,
@@ -344,10 +343,8 @@ pub async fn commit_watermarks<S: StateStore>(
             report.windows_committed += committed;
             tracing::info!(job_id = %id, from = %state.watermark, to = %watermark, windows = committed, "watermark committed");
             next.watermark = watermark;
-            // Room in the in-flight budget: look at the job next tick.
-            if next.validity == Validity::Valid {
-                next.due_at = Some(next.due_at.map_or(now, |d| d.min(now)));
-            }
+            // `due_at` stays: a job its in-flight limit held back is already due (the cut said
+            // so), and one that was not is looked at when its next window is due, not sooner.
         }
         if next == state {
             continue;

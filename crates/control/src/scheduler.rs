@@ -246,7 +246,7 @@ pub async fn follow_and_commit<S: StateStore, B: BatchService>(
     // and committing, or between cutting windows and recording them, is completed this way (the
     // job state alone cannot tell; the simulator found the case where it looked committed).
     let to_commit: BTreeSet<JobId> = touched.union(due_ids).cloned().collect();
-    commit_watermarks(store, now, &to_commit, &mut states, &edits, report).await?;
+    commit_watermarks(store, &to_commit, &mut states, &edits, report).await?;
     let mut lags: Vec<(String, i64)> = states
         .values()
         .filter(|s| s.validity == Validity::Valid && s.next_window_lo != JobState::NOT_STARTED)
