@@ -69,17 +69,42 @@ impl StoreStats {
     }
 }
 
+/// Round trips to wait for after each call, for the network-wait figure: the in-memory models
+/// answer at once, so without them a tick's waiting on DynamoDB and Livy would not show. Waited
+/// on tokio's clock (paused in that series, so it costs no real time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NetworkLatency {
+    /// Per DynamoDB request.
+    pub dynamodb_request_ms: u64,
+    /// Per Livy look-up, kill or ping.
+    pub livy_call_ms: u64,
+    /// Per Livy batch submission.
+    pub livy_submit_ms: u64,
+}
+
+async fn wait_ms(ms: u64) {
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
 /// A `StateStore` that delegates to `inner` and counts each operation.
 pub struct CountingStore<S> {
     inner: S,
     sizes: ItemSizes,
     stats: Mutex<StoreStats>,
+    latency: NetworkLatency,
 }
 
 impl<S: StateStore> CountingStore<S> {
     /// Wraps `inner`; `sizes` are the item sizes used for the 1 MB page bound.
     pub fn new(inner: S, sizes: ItemSizes) -> Self {
-        CountingStore { inner, sizes, stats: Mutex::default() }
+        CountingStore { inner, sizes, stats: Mutex::default(), latency: NetworkLatency::default() }
+    }
+
+    /// The same, waiting `latency` after each request.
+    pub fn with_latency(self, latency: NetworkLatency) -> Self {
+        CountingStore { latency, ..self }
     }
 
     /// The wrapped store (for set-up and inspection that is not counted).
@@ -102,6 +127,8 @@ impl<S: StateStore> CountingStore<S> {
         let elapsed = started.elapsed();
         let call = Call { items: returned(&out), ..call };
         self.lock().record(&call, &self.sizes, elapsed);
+        let (_, n) = requests(&call, &self.sizes);
+        wait_ms(self.latency.dynamodb_request_ms * n).await;
         out
     }
 
@@ -234,12 +261,18 @@ pub struct BatchStats {
 pub struct TimedLivy<B> {
     inner: B,
     stats: Mutex<BatchStats>,
+    latency: NetworkLatency,
 }
 
 impl<B: BatchService> TimedLivy<B> {
     /// Wraps `inner`.
     pub fn new(inner: B) -> Self {
-        TimedLivy { inner, stats: Mutex::default() }
+        TimedLivy { inner, stats: Mutex::default(), latency: NetworkLatency::default() }
+    }
+
+    /// The same, waiting `latency` after each call.
+    pub fn with_latency(self, latency: NetworkLatency) -> Self {
+        TimedLivy { latency, ..self }
     }
 
     /// The wrapped service.
@@ -252,32 +285,35 @@ impl<B: BatchService> TimedLivy<B> {
         std::mem::take(&mut *self.stats.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    async fn timed<T>(&self, count: fn(&mut BatchStats), fut: impl Future<Output = T>) -> T {
+    async fn timed<T>(&self, count: fn(&mut BatchStats), wait: u64, fut: impl Future<Output = T>) -> T {
         let started = Instant::now();
         let out = fut.await;
         let elapsed = started.elapsed();
-        let mut s = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-        count(&mut s);
-        s.time += elapsed;
+        {
+            let mut s = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            count(&mut s);
+            s.time += elapsed;
+        }
+        wait_ms(wait).await;
         out
     }
 }
 
 impl<B: BatchService> BatchService for TimedLivy<B> {
     async fn submit(&self, endpoint: &str, batch: &BatchSubmission) -> Result<BatchObservation, BatchError> {
-        self.timed(|s| s.submits += 1, self.inner.submit(endpoint, batch)).await
+        self.timed(|s| s.submits += 1, self.latency.livy_submit_ms, self.inner.submit(endpoint, batch)).await
     }
 
     async fn find(&self, endpoint: &str, name: &str) -> Result<Option<BatchObservation>, BatchError> {
-        self.timed(|s| s.finds += 1, self.inner.find(endpoint, name)).await
+        self.timed(|s| s.finds += 1, self.latency.livy_call_ms, self.inner.find(endpoint, name)).await
     }
 
     async fn kill(&self, endpoint: &str, id: i64) -> Result<bool, BatchError> {
-        self.timed(|s| s.others += 1, self.inner.kill(endpoint, id)).await
+        self.timed(|s| s.others += 1, self.latency.livy_call_ms, self.inner.kill(endpoint, id)).await
     }
 
     async fn ping(&self, endpoint: &str) -> Result<(), BatchError> {
-        self.timed(|s| s.others += 1, self.inner.ping(endpoint)).await
+        self.timed(|s| s.others += 1, self.latency.livy_call_ms, self.inner.ping(endpoint)).await
     }
 }
 

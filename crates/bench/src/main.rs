@@ -52,11 +52,21 @@ struct SchedulerArgs {
     /// Skip the constant-work series (1,000 rotating jobs among all the others).
     #[arg(long)]
     no_constant_work: bool,
+    /// Job counts of the network-wait series (1% due a tick), comma-separated; empty for none.
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_NETWORK_WAIT_SIZES)]
+    network_wait_sizes: Vec<usize>,
 }
+
+const DEFAULT_NETWORK_WAIT_SIZES: [usize; 2] = [10_000, 100_000];
 
 impl Default for SchedulerArgs {
     fn default() -> Self {
-        SchedulerArgs { sizes: DEFAULT_SIZES.to_vec(), ticks: 9, no_constant_work: false }
+        SchedulerArgs {
+            sizes: DEFAULT_SIZES.to_vec(),
+            ticks: 9,
+            no_constant_work: false,
+            network_wait_sizes: DEFAULT_NETWORK_WAIT_SIZES.to_vec(),
+        }
     }
 }
 
@@ -102,7 +112,12 @@ fn main() -> anyhow::Result<()> {
         eprintln!("norris-bench: scheduler tick");
         let options = scheduler::Options { sizes: a.sizes, ticks: a.ticks.max(1), constant_work: !a.no_constant_work };
         let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-        let r = runtime.block_on(scheduler::run(&options))?;
+        let mut r = runtime.block_on(scheduler::run(&options))?;
+        for &jobs in &a.network_wait_sizes {
+            eprintln!("  network wait, {jobs} jobs");
+            let paused = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;
+            r.network_wait.push(paused.block_on(scheduler::network_wait(jobs, options.ticks))?);
+        }
         if !cli.json {
             print_scheduler(&r);
         }
@@ -305,6 +320,33 @@ fn print_scheduler(r: &scheduler::SchedulerReport) {
             if s.ratio <= 1.5 { "within 1.5x" } else { "OVER 1.5x" }
         );
     }
+    print_network_wait(r);
+}
+
+fn print_network_wait(r: &scheduler::SchedulerReport) {
+    let Some(first) = r.network_wait.first() else { return };
+    let l = first.latency;
+    println!(
+        "\nNetwork wait per tick (tokio's paused clock; assumed round trips: DynamoDB {} ms a request, Livy {} ms a \
+         look-up, {} ms a submission; {} runs or jobs at once):\n",
+        l.dynamodb_request_ms, l.livy_call_ms, l.livy_submit_ms, first.run_concurrency
+    );
+    println!(
+        "{:>8} {:>24} {:>10} {:>10} {:>22} {:>14}",
+        "jobs", "cut/sub/pub/committed", "DynamoDB", "Livy", "wait s [min-max]", "one by one s"
+    );
+    for w in &r.network_wait {
+        println!(
+            "{:>8} {:>24} {:>10} {:>10} {:>22} {:>14.1}",
+            thousands(w.jobs as u64),
+            format!("{:?}", w.cut_submitted_published_committed),
+            w.dynamodb_requests,
+            w.livy_calls,
+            format!("{:.2} [{:.2}-{:.2}]", w.wait_secs.median, w.wait_secs.min, w.wait_secs.max),
+            w.one_by_one_secs
+        );
+    }
+    println!("  one by one = the same round trips added up, as a tick that made them one after another would wait.");
 }
 
 fn mib(bytes: u64) -> String {

@@ -16,7 +16,7 @@
 //! batches. After three warm-up ticks every measured tick cuts and submits slot k, follows slot
 //! k-1, publishes and commits slot k-2.
 
-use crate::counting::{BatchStats, CountingStore, StoreStats, TimedLivy};
+use crate::counting::{BatchStats, CountingStore, NetworkLatency, StoreStats, TimedLivy};
 use crate::dynamo_model::{self, approx_item_bytes, Api, ItemSizes, MinimumLine, Op, Work};
 use anyhow::{bail, Context};
 use norris_control::scheduler::{reconcile_now, DEFINITION_SWEEP_TASK};
@@ -192,6 +192,9 @@ pub struct SchedulerReport {
     pub item_sizes: ItemSizes,
     /// One entry per series and size.
     pub results: Vec<SizeResult>,
+    /// The network's share of a tick's wall time, per size (filled in by the caller, which
+    /// needs a paused runtime for it).
+    pub network_wait: Vec<NetworkWait>,
 }
 
 fn job_id(i: usize) -> String {
@@ -296,7 +299,7 @@ struct World {
     hot_jobs: usize,
 }
 
-async fn build_world(jobs: usize, hot_jobs: usize, sizes: ItemSizes) -> anyhow::Result<World> {
+async fn build_world(jobs: usize, hot_jobs: usize, sizes: ItemSizes, latency: NetworkLatency) -> anyhow::Result<World> {
     let store = MemoryStore::new();
     store.put_pool_document(&pool_document()).await?;
     let schema = Some(SCHEMA.to_string());
@@ -333,8 +336,8 @@ async fn build_world(jobs: usize, hot_jobs: usize, sizes: ItemSizes) -> anyhow::
         records.push(store.create_cluster(&cluster).await.map_err(|e| anyhow::anyhow!("{e}"))?);
     }
     Ok(World {
-        store: CountingStore::new(store, sizes),
-        livy: TimedLivy::new(MemoryLivy::new()),
+        store: CountingStore::new(store, sizes).with_latency(latency),
+        livy: TimedLivy::new(MemoryLivy::new()).with_latency(latency),
         clusters: records,
         hot_jobs,
     })
@@ -551,7 +554,7 @@ fn work_of(
 async fn run_size(series: &'static str, jobs: usize, hot_jobs: usize, ticks: usize) -> anyhow::Result<SizeResult> {
     let sizes = item_sizes();
     let started = Instant::now();
-    let world = build_world(jobs, hot_jobs, sizes).await?;
+    let world = build_world(jobs, hot_jobs, sizes, NetworkLatency::default()).await?;
     eprintln!("  {series}, {jobs} jobs: set up in {:.1} s", started.elapsed().as_secs_f64());
     let config = config();
     let mut samples = Vec::new();
@@ -715,6 +718,90 @@ pub async fn empty_world_requests() -> anyhow::Result<BTreeMap<String, u64>> {
         .collect())
 }
 
+/// Network round trips assumed for the network-wait series: DynamoDB in the same region, Livy on
+/// the cluster's primary node in the same VPC (a submission starts a spark-submit).
+pub const ASSUMED_LATENCY: NetworkLatency =
+    NetworkLatency { dynamodb_request_ms: 8, livy_call_ms: 15, livy_submit_ms: 150 };
+
+/// One tick's time spent waiting on the network, at the assumed round trips.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkWait {
+    /// Jobs in the tables (every one rotating, 1% due a tick).
+    pub jobs: usize,
+    /// Round trips assumed.
+    pub latency: NetworkLatency,
+    /// Runs looked up, followed, submitted and jobs cut or committed at once.
+    pub run_concurrency: usize,
+    /// Windows cut, runs submitted, published, windows committed per tick (median tick).
+    pub cut_submitted_published_committed: [usize; 4],
+    /// DynamoDB requests per tick (median tick).
+    pub dynamodb_requests: u64,
+    /// Livy calls per tick (median tick).
+    pub livy_calls: u64,
+    /// Seconds waited on the network per tick, with this concurrency.
+    pub wait_secs: Spread,
+    /// The same requests one after another (their round trips added up), seconds.
+    pub one_by_one_secs: f64,
+}
+
+/// Measures how long a tick waits on the network on tokio's paused clock (it jumps to the next
+/// round trip's end whenever nothing else can run, so the figure is the network's share of a
+/// tick's wall time, reproducible and free to measure; CPU time adds to it, see `tick`). Must run
+/// on a current-thread runtime started paused.
+pub async fn network_wait(jobs: usize, ticks: usize) -> anyhow::Result<NetworkWait> {
+    let latency = ASSUMED_LATENCY;
+    let world = build_world(jobs, jobs, item_sizes(), latency).await?;
+    let config = config();
+    struct WaitSample {
+        waited_secs: f64,
+        requests: u64,
+        livy_calls: u64,
+        one_by_one_secs: f64,
+        done: [usize; 4],
+    }
+    let mut samples = Vec::new();
+    for k in 0..WARMUP_TICKS + ticks {
+        let now = tick_time(k);
+        world.store.take_stats();
+        world.livy.take_stats();
+        let started = tokio::time::Instant::now();
+        let report = scheduler_tick(&world.store, &world.livy, now, &config).await?;
+        let waited = started.elapsed().as_secs_f64();
+        let requests = world.store.take_stats().requests();
+        let livy = world.livy.take_stats();
+        if !report.failures.is_empty() || report.conflicts > 0 {
+            bail!("tick {k} of {jobs} jobs was not clean: {:?}, {} conflicts", report.failures, report.conflicts);
+        }
+        if k >= WARMUP_TICKS {
+            let done = [report.windows_cut, report.runs_submitted, report.runs_published, report.windows_committed];
+            let one_by_one_ms = requests * latency.dynamodb_request_ms
+                + livy.submits * latency.livy_submit_ms
+                + (livy.finds + livy.others) * latency.livy_call_ms;
+            samples.push(WaitSample {
+                waited_secs: waited,
+                requests,
+                livy_calls: livy.submits + livy.finds + livy.others,
+                one_by_one_secs: one_by_one_ms as f64 / 1000.0,
+                done,
+            });
+        }
+        advance_world(&world, now).await?;
+    }
+    let wait_secs = Spread::of(&samples.iter().map(|s| s.waited_secs).collect::<Vec<_>>());
+    samples.sort_by(|a, b| a.waited_secs.total_cmp(&b.waited_secs));
+    let median = samples.get(samples.len() / 2).context("no measured tick")?;
+    Ok(NetworkWait {
+        jobs,
+        latency,
+        run_concurrency: norris_control::follow::RUN_CONCURRENCY,
+        cut_submitted_published_committed: median.done,
+        dynamodb_requests: median.requests,
+        livy_calls: median.livy_calls,
+        wait_secs,
+        one_by_one_secs: median.one_by_one_secs,
+    })
+}
+
 /// Runs the benchmark.
 pub async fn run(options: &Options) -> anyhow::Result<SchedulerReport> {
     let mut results = Vec::new();
@@ -726,7 +813,7 @@ pub async fn run(options: &Options) -> anyhow::Result<SchedulerReport> {
             results.push(run_size("constant work", jobs, CONSTANT_WORK_HOT_JOBS, options.ticks).await?);
         }
     }
-    Ok(SchedulerReport { setup: setup_text(), item_sizes: item_sizes(), results })
+    Ok(SchedulerReport { setup: setup_text(), item_sizes: item_sizes(), results, network_wait: Vec::new() })
 }
 
 #[cfg(test)]
@@ -756,5 +843,19 @@ mod tests {
         assert_eq!(result.due_with_windows, 2);
         assert_eq!(result.in_flight, 6, "new, followed, finishing");
         assert!(result.requests >= result.minimum_requests, "{} < {}", result.requests, result.minimum_requests);
+    }
+
+    #[test]
+    fn the_network_wait_is_measured_on_the_paused_clock_and_never_exceeds_the_round_trips_added_up() {
+        let wait = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime")
+            .block_on(network_wait(200, 2))
+            .expect("bench");
+        assert_eq!(wait.cut_submitted_published_committed, [2, 2, 2, 2]);
+        assert!(wait.wait_secs.median > 0.0, "round trips were waited for");
+        assert!(wait.wait_secs.max <= wait.one_by_one_secs + 1e-9, "{:?} vs {}", wait.wait_secs, wait.one_by_one_secs);
     }
 }

@@ -8,6 +8,7 @@
 //! conditional on the version that holds that attempt.
 
 use crate::scheduler::{JobFailure, TickReport};
+use futures_util::stream::{self, StreamExt};
 use norris_engine::runs::{advance_watermark, batch_submission, follow_run, place_runs, RunStep};
 use norris_model::{
     Attempt, AttemptResult, BatchHandle, BatchObservation, Cluster, ClusterKey, ClusterState, JobDefinition, JobId,
@@ -25,8 +26,26 @@ pub struct JobEdit {
     pub quarantine: Option<String>,
 }
 
+impl JobEdit {
+    /// Adds `later`'s decisions over these (a later run's decision wins, as if run one by one).
+    fn absorb(&mut self, later: JobEdit) {
+        if later.accepted_schema.is_some() {
+            self.accepted_schema = later.accepted_schema;
+        }
+        if later.quarantine.is_some() {
+            self.quarantine = later.quarantine;
+        }
+    }
+}
+
 /// Batch slots per cluster when the pool has no (valid) definition.
 pub const DEFAULT_BATCH_SLOTS: u32 = 4;
+
+/// Runs looked up, followed or submitted at once. Each is a few round trips to Livy and
+/// DynamoDB; one by one, a tick with 1,000 runs to follow and submit would spend minutes waiting
+/// (the scheduler's Lambda timeout is 4). Results are folded in run order, so a tick decides the
+/// same whatever order the answers come in.
+pub const RUN_CONCURRENCY: usize = 16;
 
 /// What the follow step needs to know about the world, read once per tick.
 pub struct World<'a> {
@@ -73,9 +92,19 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
     // run before their results are read, in one batch: a result is written before its batch
     // ends, so a batch seen ended always comes with its result (read the other way round, an
     // attempt that just finished could look as if it died without one).
+    let placed = active.iter().filter(|r| r.status.cluster().is_some() && place_only.is_none());
+    let lookups: Vec<_> = stream::iter(placed.map(|run| async move {
+        let mut part = TickReport::default();
+        let batch = look_up_batch(batches, world, run, &mut part).await;
+        (run, batch, part)
+    }))
+    .buffered(RUN_CONCURRENCY)
+    .collect()
+    .await;
     let mut looked = Vec::new();
-    for run in active.iter().filter(|r| r.status.cluster().is_some() && place_only.is_none()) {
-        if let Some(batch) = look_up_batch(batches, world, run, report).await {
+    for (run, batch, part) in lookups {
+        report.absorb(part);
+        if let Some(batch) = batch {
             looked.push((run, batch));
         }
     }
@@ -92,9 +121,23 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
             HashMap::new()
         }
     };
-    for (run, batch) in looked {
+    let followed: Vec<_> = stream::iter(looked.into_iter().map(|(run, batch)| {
         let result = results.remove(&(run.key().to_string(), run.attempt));
-        let outcome = follow_placed(store, batches, now, world, edits, run, batch, result, report).await;
+        async move {
+            let mut part = TickReport::default();
+            let mut edit = HashMap::new();
+            let outcome = follow_placed(store, batches, now, world, &mut edit, run, batch, result, &mut part).await;
+            (run, outcome, edit, part)
+        }
+    }))
+    .buffered(RUN_CONCURRENCY)
+    .collect()
+    .await;
+    for (run, outcome, edit, part) in followed {
+        report.absorb(part);
+        for (id, e) in edit {
+            edits.entry(id).or_default().absorb(e);
+        }
         match outcome {
             Ok(true) => {
                 touched.insert(run.job_id.clone());
@@ -119,10 +162,18 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
     let slots = |sc: &SizeClass| world.slots.get(sc).copied().unwrap_or(DEFAULT_BATCH_SLOTS);
     let placements = place_runs(&pending, world.clusters, &running_per_cluster, slots);
     report.runs_waiting_for_a_cluster += pending.len() - placements.len();
-    for (run, cluster) in placements {
-        if let Err(e) = submit_pending(store, batches, now, world, states, run, &cluster, report).await {
-            report.failures.push(JobFailure { job_id: run.job_id.to_string(), error: e.to_string() });
+    let submitted: Vec<_> = stream::iter(placements.into_iter().map(|(run, cluster)| async move {
+        let mut part = TickReport::default();
+        if let Err(e) = submit_pending(store, batches, now, world, states, run, &cluster, &mut part).await {
+            part.failures.push(JobFailure { job_id: run.job_id.to_string(), error: e.to_string() });
         }
+        part
+    }))
+    .buffered(RUN_CONCURRENCY)
+    .collect()
+    .await;
+    for part in submitted {
+        report.absorb(part);
     }
     Ok(touched)
 }
@@ -325,44 +376,69 @@ pub async fn commit_watermarks<S: StateStore>(
     edits: &HashMap<JobId, JobEdit>,
     report: &mut TickReport,
 ) -> Result<(), StoreError> {
-    for id in jobs {
-        let Some(state) = states.get(id).cloned() else { continue };
-        let runs = store.runs_of_job(id, state.watermark, 1000).await?;
-        let mut next = state.clone();
-        if let Some(edit) = edits.get(id) {
-            if let Some(schema) = &edit.accepted_schema {
-                next.accepted_schema = Some(schema.clone());
+    let to_commit = jobs.iter().filter_map(|id| Some((id, states.get(id)?.clone())));
+    let outcomes: Vec<_> = stream::iter(to_commit.map(|(id, state)| async move {
+        let mut part = TickReport::default();
+        let latest = commit_job(store, id, state, edits.get(id), &mut part).await;
+        (id, latest, part)
+    }))
+    .buffered(RUN_CONCURRENCY)
+    .collect()
+    .await;
+    let mut first_error = None;
+    for (id, latest, part) in outcomes {
+        report.absorb(part);
+        match latest {
+            Ok(Some(latest)) => {
+                states.insert(id.clone(), latest);
             }
-            if let Some(reason) = &edit.quarantine {
-                next.validity = Validity::Quarantined { reason: reason.clone() };
-                next.due_at = None;
+            Ok(None) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
             }
-        }
-        if let Some(watermark) = advance_watermark(&state, &runs) {
-            let committed = runs.iter().filter(|r| r.window.hi <= watermark).count();
-            report.windows_committed += committed;
-            tracing::info!(job_id = %id, from = %state.watermark, to = %watermark, windows = committed, "watermark committed");
-            next.watermark = watermark;
-            // `due_at` stays: a job its in-flight limit held back is already due (the cut said
-            // so), and one that was not is looked at when its next window is due, not sooner.
-        }
-        if next == state {
-            continue;
-        }
-        match store.update_job_state(&next).await {
-            Ok(written) => {
-                states.insert(id.clone(), written);
-            }
-            Err(WriteError::Conflict { current }) => {
-                report.conflicts += 1;
-                if let Some(c) = current {
-                    states.insert(id.clone(), *c);
-                }
-            }
-            Err(WriteError::Store(e)) => return Err(e),
         }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
+}
+
+/// One job's commit; the job's state as it now stands when it was written (or found changed).
+async fn commit_job<S: StateStore>(
+    store: &S,
+    id: &JobId,
+    state: JobState,
+    edit: Option<&JobEdit>,
+    report: &mut TickReport,
+) -> Result<Option<JobState>, StoreError> {
+    let runs = store.runs_of_job(id, state.watermark, 1000).await?;
+    let mut next = state.clone();
+    if let Some(edit) = edit {
+        if let Some(schema) = &edit.accepted_schema {
+            next.accepted_schema = Some(schema.clone());
+        }
+        if let Some(reason) = &edit.quarantine {
+            next.validity = Validity::Quarantined { reason: reason.clone() };
+            next.due_at = None;
+        }
+    }
+    if let Some(watermark) = advance_watermark(&state, &runs) {
+        let committed = runs.iter().filter(|r| r.window.hi <= watermark).count();
+        report.windows_committed += committed;
+        tracing::info!(job_id = %id, from = %state.watermark, to = %watermark, windows = committed, "watermark committed");
+        next.watermark = watermark;
+        // `due_at` stays: a job its in-flight limit held back is already due (the cut said
+        // so), and one that was not is looked at when its next window is due, not sooner.
+    }
+    if next == state {
+        return Ok(None);
+    }
+    match store.update_job_state(&next).await {
+        Ok(written) => Ok(Some(written)),
+        Err(WriteError::Conflict { current }) => {
+            report.conflicts += 1;
+            Ok(current.map(|c| *c))
+        }
+        Err(WriteError::Store(e)) => Err(e),
+    }
 }
 
 /// Why an operator's retry of a run was refused.

@@ -8,7 +8,8 @@
 //! commit live in `follow.rs`, on the same pattern.
 
 use crate::config::SchedulerConfig;
-use crate::follow::{commit_watermarks, follow_active_runs, World};
+use crate::follow::{commit_watermarks, follow_active_runs, World, RUN_CONCURRENCY};
+use futures_util::stream::{self, StreamExt};
 use norris_engine::{cut_windows, reconcile_job, DefinitionView, JobChange};
 use norris_model::{DefinitionError, JobDefinition, JobId, JobState, Run, SizeClass, UnixTime, Validity};
 use norris_ports::{Annotation, BatchService, DefinitionRecord, StateStore, StoreError, WriteError};
@@ -62,6 +63,25 @@ pub struct TickReport {
     pub failures: Vec<JobFailure>,
 }
 
+impl TickReport {
+    /// Adds what a part of the tick counted (one run's steps, run concurrently with others).
+    pub fn absorb(&mut self, part: TickReport) {
+        self.definitions_reconciled += part.definitions_reconciled;
+        self.jobs_due += part.jobs_due;
+        self.windows_cut += part.windows_cut;
+        self.runs_submitted += part.runs_submitted;
+        self.runs_published += part.runs_published;
+        self.windows_committed += part.windows_committed;
+        self.runs_retried += part.runs_retried;
+        self.runs_failed += part.runs_failed;
+        self.runs_waiting_for_a_cluster += part.runs_waiting_for_a_cluster;
+        self.watermark_lag_secs.extend(part.watermark_lag_secs);
+        self.invalid_jobs.extend(part.invalid_jobs);
+        self.conflicts += part.conflicts;
+        self.failures.extend(part.failures);
+    }
+}
+
 /// Errors that end a tick early (the store is down for everything).
 #[derive(Debug, thiserror::Error)]
 pub enum TickError {
@@ -88,20 +108,7 @@ pub async fn scheduler_tick<S: StateStore, B: BatchService>(
     let ids: Vec<JobId> = due.iter().map(|s| s.job_id.clone()).collect();
     let definitions: HashMap<String, DefinitionRecord<JobDefinition>> =
         store.get_job_definitions(&ids).await?.into_iter().map(|r| (r.key.clone(), r)).collect();
-    let mut states: HashMap<JobId, JobState> = HashMap::new();
-    for state in due {
-        let record = definitions.get(state.job_id.as_str());
-        match tick_job(store, now, record, state.clone(), &mut report).await {
-            Ok(Some(latest)) => {
-                states.insert(latest.job_id.clone(), latest);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(job_id = %state.job_id, error = %e, "job left due after a store error");
-                report.failures.push(JobFailure { job_id: state.job_id.to_string(), error: e.to_string() });
-            }
-        }
-    }
+    let states = tick_jobs(store, now, &definitions, due, &mut report).await;
     let due_ids: BTreeSet<JobId> = states.keys().cloned().collect();
     let watermarks: HashMap<JobId, UnixTime> = states.iter().map(|(id, s)| (id.clone(), s.watermark)).collect();
     let committed = follow_and_commit(
@@ -149,24 +156,18 @@ async fn catch_up<S: StateStore, B: BatchService>(
     watermarks_before: &HashMap<JobId, UnixTime>,
     report: &mut TickReport,
 ) -> Result<(), TickError> {
-    let mut states = HashMap::new();
     // In job order, so that a run replays exactly (the simulator depends on it).
     let committed: BTreeMap<JobId, JobState> = committed.into_iter().collect();
-    for (id, state) in committed {
-        let moved = watermarks_before.get(&id).is_some_and(|before| state.watermark > *before);
-        let record = definitions.get(id.as_str());
-        let Some(spec) = record.and_then(|r| r.parsed.as_ref().ok()).and_then(|d| d.extraction()) else { continue };
-        if !moved || cut_windows(now, spec, state.next_window_lo, 0).windows.is_empty() {
-            continue;
-        }
-        match tick_job(store, now, record, state, report).await {
-            Ok(Some(latest)) => {
-                states.insert(latest.job_id.clone(), latest);
-            }
-            Ok(None) => {}
-            Err(e) => report.failures.push(JobFailure { job_id: id.to_string(), error: e.to_string() }),
-        }
-    }
+    let behind: Vec<JobState> = committed
+        .into_iter()
+        .filter(|(id, state)| {
+            let moved = watermarks_before.get(id).is_some_and(|before| state.watermark > *before);
+            let spec = definitions.get(id.as_str()).and_then(|r| r.parsed.as_ref().ok()).and_then(|d| d.extraction());
+            moved && spec.is_some_and(|spec| !cut_windows(now, spec, state.next_window_lo, 0).windows.is_empty())
+        })
+        .map(|(_, state)| state)
+        .collect();
+    let states = tick_jobs(store, now, &definitions, behind, report).await;
     if states.is_empty() {
         return Ok(());
     }
@@ -174,6 +175,41 @@ async fn catch_up<S: StateStore, B: BatchService>(
     follow_and_commit(store, batches, now, config, definitions, states, &jobs, FollowScope::PlaceOnly(&jobs), report)
         .await
         .map(|_| ())
+}
+
+/// Cuts the windows of `jobs` (due, or behind), [`RUN_CONCURRENCY`] jobs at once; returns each
+/// job's state as it now stands. A job that fails stays due and is reported.
+async fn tick_jobs<S: StateStore>(
+    store: &S,
+    now: UnixTime,
+    definitions: &HashMap<String, DefinitionRecord<JobDefinition>>,
+    jobs: Vec<JobState>,
+    report: &mut TickReport,
+) -> HashMap<JobId, JobState> {
+    let ticked: Vec<_> = stream::iter(jobs.into_iter().map(|state| async move {
+        let mut part = TickReport::default();
+        let id = state.job_id.clone();
+        let latest = tick_job(store, now, definitions.get(id.as_str()), state, &mut part).await;
+        (id, latest, part)
+    }))
+    .buffered(RUN_CONCURRENCY)
+    .collect()
+    .await;
+    let mut states = HashMap::new();
+    for (id, latest, part) in ticked {
+        report.absorb(part);
+        match latest {
+            Ok(Some(latest)) => {
+                states.insert(latest.job_id.clone(), latest);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(job_id = %id, error = %e, "job left due after a store error");
+                report.failures.push(JobFailure { job_id: id.to_string(), error: e.to_string() });
+            }
+        }
+    }
+    states
 }
 
 /// What a pass of [`follow_and_commit`] does.
