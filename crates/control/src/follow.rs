@@ -16,6 +16,7 @@ use norris_model::{
 };
 use norris_ports::{BatchService, DefinitionRecord, StateStore, StoreError, WriteError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 
 /// Changes to a job's state decided while following its runs, written with the commit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,6 +47,11 @@ pub const DEFAULT_BATCH_SLOTS: u32 = 4;
 /// (the scheduler's Lambda timeout is 4). Results are folded in run order, so a tick decides the
 /// same whatever order the answers come in.
 pub const RUN_CONCURRENCY: usize = 16;
+
+/// Runs `tasks` [`RUN_CONCURRENCY`] at a time; their outputs come in the tasks' order.
+pub(crate) async fn at_once<F: Future>(tasks: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    stream::iter(tasks).buffered(RUN_CONCURRENCY).collect().await
+}
 
 /// What the follow step needs to know about the world, read once per tick.
 pub struct World<'a> {
@@ -93,13 +99,11 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
     // ends, so a batch seen ended always comes with its result (read the other way round, an
     // attempt that just finished could look as if it died without one).
     let placed = active.iter().filter(|r| r.status.cluster().is_some() && place_only.is_none());
-    let lookups: Vec<_> = stream::iter(placed.map(|run| async move {
+    let lookups = at_once(placed.map(|run| async move {
         let mut part = TickReport::default();
         let batch = look_up_batch(batches, world, run, &mut part).await;
         (run, batch, part)
     }))
-    .buffered(RUN_CONCURRENCY)
-    .collect()
     .await;
     let mut looked = Vec::new();
     for (run, batch, part) in lookups {
@@ -121,7 +125,7 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
             HashMap::new()
         }
     };
-    let followed: Vec<_> = stream::iter(looked.into_iter().map(|(run, batch)| {
+    let followed = at_once(looked.into_iter().map(|(run, batch)| {
         let result = results.remove(&(run.key().to_string(), run.attempt));
         async move {
             let mut part = TickReport::default();
@@ -130,8 +134,6 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
             (run, outcome, edit, part)
         }
     }))
-    .buffered(RUN_CONCURRENCY)
-    .collect()
     .await;
     for (run, outcome, edit, part) in followed {
         report.absorb(part);
@@ -162,15 +164,13 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
     let slots = |sc: &SizeClass| world.slots.get(sc).copied().unwrap_or(DEFAULT_BATCH_SLOTS);
     let placements = place_runs(&pending, world.clusters, &running_per_cluster, slots);
     report.runs_waiting_for_a_cluster += pending.len() - placements.len();
-    let submitted: Vec<_> = stream::iter(placements.into_iter().map(|(run, cluster)| async move {
+    let submitted = at_once(placements.into_iter().map(|(run, cluster)| async move {
         let mut part = TickReport::default();
         if let Err(e) = submit_pending(store, batches, now, world, states, run, &cluster, &mut part).await {
             part.failures.push(JobFailure { job_id: run.job_id.to_string(), error: e.to_string() });
         }
         part
     }))
-    .buffered(RUN_CONCURRENCY)
-    .collect()
     .await;
     for part in submitted {
         report.absorb(part);
@@ -377,13 +377,11 @@ pub async fn commit_watermarks<S: StateStore>(
     report: &mut TickReport,
 ) -> Result<(), StoreError> {
     let to_commit = jobs.iter().filter_map(|id| Some((id, states.get(id)?.clone())));
-    let outcomes: Vec<_> = stream::iter(to_commit.map(|(id, state)| async move {
+    let outcomes = at_once(to_commit.map(|(id, state)| async move {
         let mut part = TickReport::default();
         let latest = commit_job(store, id, state, edits.get(id), &mut part).await;
         (id, latest, part)
     }))
-    .buffered(RUN_CONCURRENCY)
-    .collect()
     .await;
     let mut first_error = None;
     for (id, latest, part) in outcomes {

@@ -8,8 +8,7 @@
 //! commit live in `follow.rs`, on the same pattern.
 
 use crate::config::SchedulerConfig;
-use crate::follow::{commit_watermarks, follow_active_runs, World, RUN_CONCURRENCY};
-use futures_util::stream::{self, StreamExt};
+use crate::follow::{at_once, commit_watermarks, follow_active_runs, World};
 use norris_engine::{cut_windows, reconcile_job, DefinitionView, JobChange};
 use norris_model::{DefinitionError, JobDefinition, JobId, JobState, Run, SizeClass, UnixTime, Validity};
 use norris_ports::{Annotation, BatchService, DefinitionRecord, StateStore, StoreError, WriteError};
@@ -177,8 +176,8 @@ async fn catch_up<S: StateStore, B: BatchService>(
         .map(|_| ())
 }
 
-/// Cuts the windows of `jobs` (due, or behind), [`RUN_CONCURRENCY`] jobs at once; returns each
-/// job's state as it now stands. A job that fails stays due and is reported.
+/// Cuts the windows of `jobs` (due, or behind), [`crate::follow::RUN_CONCURRENCY`] jobs at
+/// once; returns each job's state as it now stands. A job that fails stays due and is reported.
 async fn tick_jobs<S: StateStore>(
     store: &S,
     now: UnixTime,
@@ -186,14 +185,12 @@ async fn tick_jobs<S: StateStore>(
     jobs: Vec<JobState>,
     report: &mut TickReport,
 ) -> HashMap<JobId, JobState> {
-    let ticked: Vec<_> = stream::iter(jobs.into_iter().map(|state| async move {
+    let ticked = at_once(jobs.into_iter().map(|state| async move {
         let mut part = TickReport::default();
         let id = state.job_id.clone();
         let latest = tick_job(store, now, definitions.get(id.as_str()), state, &mut part).await;
         (id, latest, part)
     }))
-    .buffered(RUN_CONCURRENCY)
-    .collect()
     .await;
     let mut states = HashMap::new();
     for (id, latest, part) in ticked {
