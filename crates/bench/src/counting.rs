@@ -82,6 +82,22 @@ pub struct NetworkLatency {
     pub livy_submit_ms: u64,
 }
 
+/// Runs `fut` and returns its output with the time spent inside its polls only. A tick runs
+/// several operations at once, so the wall time from start to end of one would also count the
+/// other operations and the handler code that ran while it was suspended.
+async fn poll_timed<T>(fut: impl Future<Output = T>) -> (T, Duration) {
+    let mut fut = Box::pin(fut);
+    let mut spent = Duration::ZERO;
+    let out = std::future::poll_fn(|cx| {
+        let started = Instant::now();
+        let poll = fut.as_mut().poll(cx);
+        spent += started.elapsed();
+        poll
+    })
+    .await;
+    (out, spent)
+}
+
 async fn wait_ms(ms: u64) {
     if ms > 0 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -122,9 +138,7 @@ impl<S: StateStore> CountingStore<S> {
     }
 
     async fn measure<T>(&self, call: Call, op: impl Future<Output = T>, returned: impl FnOnce(&T) -> usize) -> T {
-        let started = Instant::now();
-        let out = op.await;
-        let elapsed = started.elapsed();
+        let (out, elapsed) = poll_timed(op).await;
         let call = Call { items: returned(&out), ..call };
         self.lock().record(&call, &self.sizes, elapsed);
         let (_, n) = requests(&call, &self.sizes);
@@ -286,9 +300,7 @@ impl<B: BatchService> TimedLivy<B> {
     }
 
     async fn timed<T>(&self, count: fn(&mut BatchStats), wait: u64, fut: impl Future<Output = T>) -> T {
-        let started = Instant::now();
-        let out = fut.await;
-        let elapsed = started.elapsed();
+        let (out, elapsed) = poll_timed(fut).await;
         {
             let mut s = self.stats.lock().unwrap_or_else(|p| p.into_inner());
             count(&mut s);

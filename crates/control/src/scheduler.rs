@@ -9,6 +9,7 @@
 
 use crate::config::SchedulerConfig;
 use crate::follow::{at_once, commit_watermarks, follow_active_runs, World};
+use norris_engine::runs::advance_watermark;
 use norris_engine::{cut_windows, reconcile_job, DefinitionView, JobChange};
 use norris_model::{DefinitionError, JobDefinition, JobId, JobState, Run, SizeClass, UnixTime, Validity};
 use norris_ports::{Annotation, BatchService, DefinitionRecord, StateStore, StoreError, WriteError};
@@ -107,8 +108,7 @@ pub async fn scheduler_tick<S: StateStore, B: BatchService>(
     let ids: Vec<JobId> = due.iter().map(|s| s.job_id.clone()).collect();
     let definitions: HashMap<String, DefinitionRecord<JobDefinition>> =
         store.get_job_definitions(&ids).await?.into_iter().map(|r| (r.key.clone(), r)).collect();
-    let states = tick_jobs(store, now, &definitions, due, &mut report).await;
-    let due_ids: BTreeSet<JobId> = states.keys().cloned().collect();
+    let (states, may_commit) = tick_jobs(store, now, &definitions, due, &mut report).await;
     let watermarks: HashMap<JobId, UnixTime> = states.iter().map(|(id, s)| (id.clone(), s.watermark)).collect();
     let committed = follow_and_commit(
         store,
@@ -117,7 +117,7 @@ pub async fn scheduler_tick<S: StateStore, B: BatchService>(
         config,
         definitions.clone(),
         states,
-        &due_ids,
+        &may_commit,
         FollowScope::Everything,
         &mut report,
     )
@@ -166,7 +166,7 @@ async fn catch_up<S: StateStore, B: BatchService>(
         })
         .map(|(_, state)| state)
         .collect();
-    let states = tick_jobs(store, now, &definitions, behind, report).await;
+    let (states, _) = tick_jobs(store, now, &definitions, behind, report).await;
     if states.is_empty() {
         return Ok(());
     }
@@ -176,15 +176,25 @@ async fn catch_up<S: StateStore, B: BatchService>(
         .map(|_| ())
 }
 
+/// A job after [`tick_job`]: its state as it now stands, and whether its watermark may move at
+/// this tick's commit even if none of its runs is published by this tick (a run at the
+/// watermark already published: a tick died between publishing and committing; or its runs
+/// were not read).
+struct Ticked {
+    state: JobState,
+    may_commit: bool,
+}
+
 /// Cuts the windows of `jobs` (due, or behind), [`crate::follow::RUN_CONCURRENCY`] jobs at
-/// once; returns each job's state as it now stands. A job that fails stays due and is reported.
+/// once; returns each job's state as it now stands, and the jobs whose watermark may move
+/// whatever this tick publishes. A job that fails stays due and is reported.
 async fn tick_jobs<S: StateStore>(
     store: &S,
     now: UnixTime,
     definitions: &HashMap<String, DefinitionRecord<JobDefinition>>,
     jobs: Vec<JobState>,
     report: &mut TickReport,
-) -> HashMap<JobId, JobState> {
+) -> (HashMap<JobId, JobState>, BTreeSet<JobId>) {
     let ticked = at_once(jobs.into_iter().map(|state| async move {
         let mut part = TickReport::default();
         let id = state.job_id.clone();
@@ -193,11 +203,15 @@ async fn tick_jobs<S: StateStore>(
     }))
     .await;
     let mut states = HashMap::new();
+    let mut may_commit = BTreeSet::new();
     for (id, latest, part) in ticked {
         report.absorb(part);
         match latest {
-            Ok(Some(latest)) => {
-                states.insert(latest.job_id.clone(), latest);
+            Ok(Some(ticked)) => {
+                if ticked.may_commit {
+                    may_commit.insert(id.clone());
+                }
+                states.insert(id, ticked.state);
             }
             Ok(None) => {}
             Err(e) => {
@@ -206,7 +220,7 @@ async fn tick_jobs<S: StateStore>(
             }
         }
     }
-    states
+    (states, may_commit)
 }
 
 /// What a pass of [`follow_and_commit`] does.
@@ -221,8 +235,8 @@ pub enum FollowScope<'a> {
 /// Places pending runs, follows every unfinished run, publishes finished attempts and commits
 /// watermarks: the second half of a tick, and what the job migrator runs right after moving runs
 /// off a lost cluster (warm failover, without waiting for the next tick). `definitions` and
-/// `states` hold what the caller already read; the rest is read here. Returns the job states
-/// after the commit.
+/// `states` hold what the caller already read; the rest is read here. Commits the jobs something
+/// was published for and those in `may_commit`. Returns the job states after the commit.
 #[allow(clippy::too_many_arguments)]
 pub async fn follow_and_commit<S: StateStore, B: BatchService>(
     store: &S,
@@ -231,7 +245,7 @@ pub async fn follow_and_commit<S: StateStore, B: BatchService>(
     config: &SchedulerConfig,
     mut definitions: HashMap<String, DefinitionRecord<JobDefinition>>,
     mut states: HashMap<JobId, JobState>,
-    due_ids: &BTreeSet<JobId>,
+    may_commit: &BTreeSet<JobId>,
     scope: FollowScope<'_>,
     report: &mut TickReport,
 ) -> Result<HashMap<JobId, JobState>, TickError> {
@@ -275,10 +289,10 @@ pub async fn follow_and_commit<S: StateStore, B: BatchService>(
     if place_only.is_some() {
         return Ok(states);
     }
-    // Jobs something was published for, and every due job: a tick that died between publishing
-    // and committing, or between cutting windows and recording them, is completed this way (the
-    // job state alone cannot tell; the simulator found the case where it looked committed).
-    let to_commit: BTreeSet<JobId> = touched.union(due_ids).cloned().collect();
+    // Jobs something was published for, and the due jobs whose watermark may move anyway: a tick
+    // that died between publishing and committing is completed this way (the job state alone
+    // cannot tell; the simulator found the case where it looked committed).
+    let to_commit: BTreeSet<JobId> = touched.union(may_commit).cloned().collect();
     commit_watermarks(store, &to_commit, &mut states, &edits, report).await?;
     let mut lags: Vec<(String, i64)> = states
         .values()
@@ -381,7 +395,7 @@ async fn tick_job<S: StateStore>(
     record: Option<&DefinitionRecord<JobDefinition>>,
     state: JobState,
     report: &mut TickReport,
-) -> Result<Option<JobState>, StoreError> {
+) -> Result<Option<Ticked>, StoreError> {
     let state = match record {
         Some(record) => match apply_definition(store, now, record, Some(state), report).await? {
             Some(s) => s,
@@ -393,7 +407,7 @@ async fn tick_job<S: StateStore>(
                 match store.update_job_state(&next).await {
                     Ok(s) => {
                         tracing::info!(job_id = %state.job_id, "job definition deleted; job unscheduled");
-                        return Ok(Some(s));
+                        return Ok(Some(Ticked { state: s, may_commit: true }));
                     }
                     Err(WriteError::Conflict { .. }) => report.conflicts += 1,
                     Err(WriteError::Store(e)) => return Err(e),
@@ -402,15 +416,18 @@ async fn tick_job<S: StateStore>(
             return Ok(None);
         }
     };
-    let Some(def) = record.and_then(|r| r.parsed.as_ref().ok()) else { return Ok(Some(state)) };
-    let (Some(spec), Some(due_at)) = (def.extraction(), state.due_at) else { return Ok(Some(state)) };
+    let not_cut = |state| Ok(Some(Ticked { state, may_commit: true }));
+    let Some(def) = record.and_then(|r| r.parsed.as_ref().ok()) else { return not_cut(state) };
+    let (Some(spec), Some(due_at)) = (def.extraction(), state.due_at) else { return not_cut(state) };
     if due_at > now || state.validity != Validity::Valid {
-        return Ok(Some(state));
+        return not_cut(state);
     }
     // Windows cut and not yet committed: the runs from the watermark on (only the count up to the
     // in-flight limit matters, so that is all that is read).
     let limit = spec.max_windows_in_flight as usize;
-    let uncommitted = store.runs_of_job(&state.job_id, state.watermark, limit).await?.len() as u32;
+    let from_watermark = store.runs_of_job(&state.job_id, state.watermark, limit).await?;
+    let may_commit = advance_watermark(&state, &from_watermark).is_some();
+    let uncommitted = from_watermark.len() as u32;
     let plan = cut_windows(now, spec, state.next_window_lo, uncommitted);
     let mut next_window_lo = state.next_window_lo;
     for window in &plan.windows {
@@ -436,7 +453,7 @@ async fn tick_job<S: StateStore>(
     next.next_window_lo = next_window_lo;
     next.due_at = Some(if next_window_lo == plan.next_window_lo { plan.due_at } else { now });
     match store.update_job_state(&next).await {
-        Ok(s) => Ok(Some(s)),
+        Ok(s) => Ok(Some(Ticked { state: s, may_commit })),
         Err(WriteError::Conflict { .. }) => {
             report.conflicts += 1;
             Ok(None)

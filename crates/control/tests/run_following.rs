@@ -291,3 +291,22 @@ async fn an_operator_retry_of_a_failed_run_resumes_the_watermark() {
     tick(&store, &livy, w(1).plus_secs(60)).await;
     assert_eq!(watermark(&store, "orders").await, w(1));
 }
+
+#[tokio::test]
+async fn a_tick_that_died_between_publishing_and_committing_is_completed_by_the_next_due_tick() {
+    let (store, livy) = world(&["orders"]).await;
+    tick(&store, &livy, T0).await;
+    tick(&store, &livy, w(1)).await;
+    finish(&store, &livy, "orders", w(0), 1, AttemptOutcome::Succeeded).await;
+    // The dying tick published window 0 and never committed it.
+    let mut run = store.all_runs().remove(0);
+    run.status =
+        RunStatus::Published { prefix: "file:///lake/orders/data/window_lo=0/attempt=1".into(), rows: 10, at: w(1) };
+    store.update_run(&run).await.expect("published");
+    livy.forget_finished(LIVY);
+    let r = tick(&store, &livy, w(1).plus_secs(30)).await;
+    assert_eq!((r.runs_published, r.windows_committed), (0, 0), "not due yet, and nothing of it followed");
+    let r = tick(&store, &livy, w(2)).await;
+    assert_eq!((r.runs_published, r.windows_committed), (0, 1), "its due tick commits what was published");
+    assert_eq!(watermark(&store, "orders").await, w(1));
+}
