@@ -565,16 +565,7 @@ async fn run_size(series: &'static str, jobs: usize, hot_jobs: usize, ticks: usi
             states: world.store.inner().all_job_states().into_iter().map(|s| (s.job_id.clone(), s)).collect(),
             runs: world.store.inner().all_runs(),
         });
-        world.store.take_stats();
-        world.livy.take_stats();
-        let started = Instant::now();
-        let report = scheduler_tick(&world.store, &world.livy, now, &config).await?;
-        let tick = started.elapsed();
-        let stats = world.store.take_stats();
-        let livy = world.livy.take_stats();
-        if !report.failures.is_empty() || report.conflicts > 0 {
-            bail!("tick {k} of {jobs} jobs was not clean: {:?}, {} conflicts", report.failures, report.conflicts);
-        }
+        let (report, tick, stats, livy) = clean_tick(&world, &config, k).await?;
         if let Some(before) = before {
             let after: HashMap<JobId, JobState> =
                 world.store.inner().all_job_states().into_iter().map(|s| (s.job_id.clone(), s)).collect();
@@ -674,7 +665,7 @@ fn excess_of(stats: &StoreStats, work: &Work, sizes: &ItemSizes, requests: u64, 
     let w = work;
     let mut out = vec![
         Excess {
-            what: "runs_of_job queries beyond one per due job with a window and one per commit: the re-looked jobs' own query, and commit_watermarks querying the runs of every due job (the jobs to commit include all due ids, so a tick that died between cutting and recording is completed), even with nothing published",
+            what: "runs_of_job queries beyond one per due job with a window and one per commit: the re-looked jobs' own query, and commits of due jobs whose cut found a published window at the watermark (a tick that died between publishing and committing)",
             requests: req(Op::RunsOfJob) - (w.due_with_windows + w.commits) as i64,
         },
         Excess {
@@ -716,6 +707,24 @@ pub async fn empty_world_requests() -> anyhow::Result<BTreeMap<String, u64>> {
         .filter(|(_, n)| *n > 0)
         .map(|(a, n)| (a.name().to_string(), n))
         .collect())
+}
+
+/// Tick `k` of the steady state: its report, its time on tokio's clock (wall time, or virtual
+/// time on a paused runtime), and what it asked of the store and Livy. Fails unless it was clean.
+async fn clean_tick(
+    world: &World,
+    config: &SchedulerConfig,
+    k: usize,
+) -> anyhow::Result<(TickReport, Duration, StoreStats, BatchStats)> {
+    world.store.take_stats();
+    world.livy.take_stats();
+    let started = tokio::time::Instant::now();
+    let report = scheduler_tick(&world.store, &world.livy, tick_time(k), config).await?;
+    let elapsed = started.elapsed();
+    if !report.failures.is_empty() || report.conflicts > 0 {
+        bail!("tick {k} was not clean: {:?}, {} conflicts", report.failures, report.conflicts);
+    }
+    Ok((report, elapsed, world.store.take_stats(), world.livy.take_stats()))
 }
 
 /// Network round trips assumed for the network-wait series: DynamoDB in the same region, Livy on
@@ -761,17 +770,8 @@ pub async fn network_wait(jobs: usize, ticks: usize) -> anyhow::Result<NetworkWa
     }
     let mut samples = Vec::new();
     for k in 0..WARMUP_TICKS + ticks {
-        let now = tick_time(k);
-        world.store.take_stats();
-        world.livy.take_stats();
-        let started = tokio::time::Instant::now();
-        let report = scheduler_tick(&world.store, &world.livy, now, &config).await?;
-        let waited = started.elapsed().as_secs_f64();
-        let requests = world.store.take_stats().requests();
-        let livy = world.livy.take_stats();
-        if !report.failures.is_empty() || report.conflicts > 0 {
-            bail!("tick {k} of {jobs} jobs was not clean: {:?}, {} conflicts", report.failures, report.conflicts);
-        }
+        let (report, waited, stats, livy) = clean_tick(&world, &config, k).await?;
+        let (waited, requests) = (waited.as_secs_f64(), stats.requests());
         if k >= WARMUP_TICKS {
             let done = [report.windows_cut, report.runs_submitted, report.runs_published, report.windows_committed];
             let one_by_one_ms = requests * latency.dynamodb_request_ms
@@ -785,7 +785,7 @@ pub async fn network_wait(jobs: usize, ticks: usize) -> anyhow::Result<NetworkWa
                 done,
             });
         }
-        advance_world(&world, now).await?;
+        advance_world(&world, tick_time(k)).await?;
     }
     let wait_secs = Spread::of(&samples.iter().map(|s| s.waited_secs).collect::<Vec<_>>());
     samples.sort_by(|a, b| a.waited_secs.total_cmp(&b.waited_secs));

@@ -193,7 +193,7 @@ pub fn may_terminate(cluster: &Cluster, runs_on_it: usize, now: UnixTime, settle
 /// must not wait for the scheduler's next tick).
 pub fn moved_and_waiting(run: &Run, now: UnixTime) -> bool {
     matches!(run.status, RunStatus::Pending { not_before } if not_before <= now)
-        && run.last_outcome.as_ref().is_some_and(|o| o.attempt.0 + 1 == run.attempt.0 && o.moved_off.is_some())
+        && run.last_outcome.as_ref().is_some_and(|o| o.moved_off.is_some())
 }
 
 /// A run moved off `cluster`: a new attempt, pending at once. The new attempt fences the old one
