@@ -16,7 +16,7 @@ use crate::config::{number, ConfigError};
 use crate::scheduler::{follow_and_commit, FollowScope, TickError, TickReport};
 use crate::SchedulerConfig;
 use norris_engine::clusters::{
-    doom, may_terminate, move_run, moved_and_waiting, must_move_runs, needs_livy_probe, observe_cluster, orphans,
+    awaits_failover, doom, may_terminate, move_run, must_move_runs, needs_livy_probe, observe_cluster, orphans,
     plan_pool, rotate_early, PoolDecision,
 };
 use norris_model::{Cluster, ClusterKey, ClusterState, LaunchRequest, PoolDefinition, Run, UnixTime, Version};
@@ -117,7 +117,8 @@ pub struct ClusterReport {
     /// Of those, placed again in this pass (warm failover), with runs moved by an earlier pass
     /// that died before placing them.
     pub runs_placed_again: usize,
-    /// Runs an earlier pass moved and did not place.
+    /// Moved runs no attempt of which runs yet: placed or followed in this pass (see
+    /// `awaits_failover`).
     #[serde(skip)]
     pub moved_waiting: usize,
     /// EMR clusters terminated as orphans (ids).
@@ -435,7 +436,7 @@ pub async fn plan_pools<S: StateStore, E: EmrService>(
 ) -> Result<(), StoreError> {
     let clusters = store.list_clusters().await?;
     let active = store.active_runs().await?;
-    report.moved_waiting = active.iter().filter(|r| moved_and_waiting(r, now)).count();
+    report.moved_waiting = active.iter().filter(|r| awaits_failover(r, now)).count();
     let mut runs_on: BTreeMap<&ClusterKey, usize> = BTreeMap::new();
     for run in &active {
         if let Some(c) = run.status.cluster() {
@@ -534,7 +535,8 @@ async fn valid_pools<S: StateStore>(store: &S) -> Result<Vec<PoolDefinition>, St
 }
 
 /// Places and follows moved runs at once (warm failover): those this pass moved, and those an
-/// earlier pass moved and died before placing.
+/// earlier pass moved that are not running yet (it died before placing them, or the peer's Livy
+/// failed the submission and the backoff is over).
 async fn place_moved<S: StateStore, B: BatchService>(
     store: &S,
     livy: &B,

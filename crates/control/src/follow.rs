@@ -9,10 +9,12 @@
 
 use crate::scheduler::{JobFailure, TickReport};
 use futures_util::stream::{self, StreamExt};
-use norris_engine::runs::{advance_watermark, batch_submission, follow_run, place_runs, RunStep};
+use norris_engine::runs::{
+    advance_watermark, after_failed_submission, batch_submission, follow_run, place_runs, superseded_outcome, RunStep,
+};
 use norris_model::{
     Attempt, AttemptResult, BatchHandle, BatchObservation, Cluster, ClusterKey, ClusterState, JobDefinition, JobId,
-    JobState, Run, RunKey, RunOutcome, RunStatus, SizeClass, UnixTime, Validity,
+    JobState, RetryPolicy, Run, RunKey, RunOutcome, RunStatus, SizeClass, UnixTime, Validity,
 };
 use norris_ports::{BatchService, DefinitionRecord, StateStore, StoreError, WriteError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -235,10 +237,21 @@ async fn submit<S: StateStore, B: BatchService>(
             mark_running(store, now, run, cluster, &obs, report).await
         }
         Err(e) => {
-            // Left submitting: the next tick looks the batch up by name, adopts it if Livy has it,
-            // and otherwise supersedes the attempt (never submits the same attempt twice).
-            tracing::warn!(run = %run.key(), cluster = %cluster, error = %e, "submission failed; retried next tick");
             report.failures.push(JobFailure { job_id: run.job_id.to_string(), error: e.to_string() });
+            // The call may have taken effect before its answer was lost: ask Livy by name, adopt
+            // the batch if it has it, and otherwise supersede the attempt now (never submit the
+            // same attempt twice). If Livy does not answer that either, the run stays submitting
+            // and the next follow step past the grace does the same.
+            let found = match batches.find(endpoint, &submission.name).await {
+                Ok(found) => found,
+                Err(again) => {
+                    tracing::warn!(run = %run.key(), cluster = %cluster, error = %e, lookup = %again, "submission failed; Livy does not answer");
+                    return Ok(None);
+                }
+            };
+            tracing::warn!(run = %run.key(), cluster = %cluster, error = %e, adopted = found.is_some(), "submission failed");
+            let step = after_failed_submission(now, run, &retry_policy(world, run), found.as_ref(), &e.to_string());
+            apply_step(store, batches, now, world, &mut HashMap::new(), run, step, found, None, report).await?;
             Ok(None)
         }
     }
@@ -283,6 +296,10 @@ async fn look_up_batch<B: BatchService>(
     }
 }
 
+fn retry_policy(world: &World<'_>, run: &Run) -> RetryPolicy {
+    world.definitions.get(run.job_id.as_str()).and_then(|r| r.parsed.as_ref().ok()).map(|d| d.retry).unwrap_or_default()
+}
+
 /// Follows one submitting or running run, given what Livy said of its `batch` and the `result`
 /// its attempt wrote. Returns whether it was published (the job's watermark may move) or
 /// otherwise finished.
@@ -298,14 +315,27 @@ async fn follow_placed<S: StateStore, B: BatchService>(
     result: Option<AttemptResult>,
     report: &mut TickReport,
 ) -> Result<bool, StoreError> {
-    let Some(cluster) = run.status.cluster().cloned() else { return Ok(false) };
-    let policy = world
-        .definitions
-        .get(run.job_id.as_str())
-        .and_then(|r| r.parsed.as_ref().ok())
-        .map(|d| d.retry)
-        .unwrap_or_default();
+    let policy = retry_policy(world, run);
     let step = follow_run(now, run, &policy, batch.as_ref(), result.as_ref());
+    apply_step(store, batches, now, world, edits, run, step, batch, result, report).await
+}
+
+/// Carries out `step` for a placed `run` (see [`follow_placed`]); `batch` is what Livy said of it
+/// (a superseded attempt's batch is killed) and `result` what its attempt wrote.
+#[allow(clippy::too_many_arguments)]
+async fn apply_step<S: StateStore, B: BatchService>(
+    store: &S,
+    batches: &B,
+    now: UnixTime,
+    world: &World<'_>,
+    edits: &mut HashMap<JobId, JobEdit>,
+    run: &Run,
+    step: RunStep,
+    batch: Option<BatchObservation>,
+    result: Option<AttemptResult>,
+    report: &mut TickReport,
+) -> Result<bool, StoreError> {
+    let Some(cluster) = run.status.cluster().cloned() else { return Ok(false) };
     let mut next = run.clone();
     next.updated_at = now;
     match step {
@@ -337,14 +367,14 @@ async fn follow_placed<S: StateStore, B: BatchService>(
             next.attempt = run.attempt.next();
             next.failures = run.failures + 1;
             next.status = RunStatus::Pending { not_before };
-            next.last_outcome = Some(RunOutcome { attempt: run.attempt, summary: reason, moved_off: None });
+            next.last_outcome = Some(superseded_outcome(run, reason));
             report.runs_retried += 1;
         }
         RunStep::GiveUp { reason } => {
             tracing::error!(run = %run.key(), %reason, alarm = "run_failed", "run failed after its last attempt");
             next.status = RunStatus::Failed { reason: reason.clone(), at: now };
             next.failures = run.failures + 1;
-            next.last_outcome = Some(RunOutcome { attempt: run.attempt, summary: reason, moved_off: None });
+            next.last_outcome = Some(superseded_outcome(run, reason));
             report.runs_failed += 1;
         }
         RunStep::Quarantine { reason } => {

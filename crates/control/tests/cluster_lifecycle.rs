@@ -4,7 +4,8 @@
 
 use norris_control::clusters::{handle_watcher_event, rotate, watch, LifecycleConfig};
 use norris_control::{scheduler_tick, SchedulerConfig};
-use norris_model::{ClusterState, EmrState, RunStatus, UnixTime};
+use norris_engine::runs::SUBMISSION_GRACE_SECS;
+use norris_model::{ClusterKey, ClusterState, EmrState, RetryPolicy, Run, RunKey, RunStatus, UnixTime};
 use norris_ports::{ManualClock, MemoryEmr, MemoryLivy, MemoryStore, StateStore};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -107,6 +108,95 @@ async fn runs_of_a_lost_cluster_move_to_a_warm_peer_in_the_same_pass() {
     let settled = ManualClock::at(now.plus_secs(30 + config().terminate_settle_secs));
     let last = handle_watcher_event(&store, &emr, &livy, &settled, &config(), &event).await.expect("pass");
     assert_eq!(last.terminated, vec![lost_key.to_string()], "{last:?}");
+}
+
+/// Two ready clusters, a tick's runs placed, and the cluster holding the first run lost: the
+/// moment, the lost cluster, the peer's Livy endpoint, and the runs that were on the lost one.
+async fn lose_a_cluster_with_runs(
+    store: &MemoryStore,
+    emr: &MemoryEmr,
+    livy: &MemoryLivy,
+) -> (UnixTime, ClusterKey, String, Vec<RunKey>) {
+    store.put_pool_document(&pool(2)).await.expect("pool");
+    store.put_job_document(&norris_ports::conformance::job_document("orders")).await.expect("job");
+    bring_up(store, emr, livy, T0, 2).await;
+    let now = T0.plus_secs(3600);
+    scheduler_tick(store, livy, now, &scheduler()).await.expect("tick");
+    let placed: Vec<_> = store.all_runs().into_iter().filter(|r| r.status.cluster().is_some()).collect();
+    let lost_key = placed[0].status.cluster().cloned().expect("placed");
+    let clusters = store.list_clusters().await.expect("list");
+    let lost_id = clusters.iter().find(|c| c.key == lost_key).and_then(|c| c.emr_cluster_id.clone()).expect("id");
+    let peer = clusters.iter().find(|c| c.key != lost_key).and_then(|c| c.livy_endpoint.clone()).expect("peer");
+    emr.set_state(&lost_id, EmrState::TerminatedWithErrors, Some("INSTANCE_FAILURE"));
+    let on_lost = placed.iter().filter(|r| r.status.cluster() == Some(&lost_key)).map(|r| r.key()).collect();
+    (now, lost_key, peer, on_lost)
+}
+
+async fn runs(store: &MemoryStore, keys: &[RunKey]) -> Vec<Run> {
+    let mut out = Vec::new();
+    for key in keys {
+        out.push(store.get_run(key).await.expect("get").expect("run"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_moved_run_whose_submission_to_the_peer_fails_is_placed_by_a_later_pass_not_the_next_tick() {
+    let (store, emr, livy) = (MemoryStore::new(), MemoryEmr::new(), MemoryLivy::new());
+    let (now, lost_key, peer, on_lost) = lose_a_cluster_with_runs(&store, &emr, &livy).await;
+    // The peer's Livy refuses the first submission (a 503, before any effect).
+    livy.fail_next_submission(&peer);
+    let report = watch(&store, &emr, &livy, None, now.plus_secs(30), &config()).await.expect("pass");
+    assert_eq!(report.runs_moved, on_lost.len(), "{report:?}");
+    assert_eq!(report.runs_placed_again, on_lost.len() - 1, "{report:?}");
+    let refused: Vec<Run> =
+        runs(&store, &on_lost).await.into_iter().filter(|r| matches!(r.status, RunStatus::Pending { .. })).collect();
+    assert_eq!(refused.len(), 1, "superseded at once, Livy having said it has no such batch");
+    let refused = &refused[0];
+    let outcome = refused.last_outcome.clone().expect("outcome");
+    assert_eq!(outcome.moved_off.as_ref(), Some(&lost_key), "still marked moved: it never ran on the peer");
+    assert!(outcome.summary.contains("503"), "{outcome:?}");
+    assert_eq!(refused.failures, 1);
+    let RunStatus::Pending { not_before } = refused.status else { unreachable!() };
+    // Within the backoff a pass leaves it; the first pass past it places it: no scheduler tick.
+    let early = watch(&store, &emr, &livy, None, not_before.plus_secs(-1), &config()).await.expect("pass");
+    assert_eq!(early.runs_placed_again, 0, "{early:?}");
+    let later = watch(&store, &emr, &livy, None, not_before, &config()).await.expect("pass");
+    assert_eq!(later.runs_placed_again, 1, "{later:?}");
+    let placed = store.get_run(&refused.key()).await.expect("get").expect("run");
+    assert!(matches!(placed.status, RunStatus::Running { .. }), "{placed:?}");
+    let on_peer: Vec<String> = livy.batches(&peer).into_iter().map(|(_, b, _)| b.name).collect();
+    for run in runs(&store, &on_lost).await {
+        let of_window = format!("norris-{}-{}-a", run.job_id, run.window.lo.0);
+        let batches = on_peer.iter().filter(|name| name.starts_with(&of_window)).count();
+        assert_eq!(batches, 1, "one batch per moved run on the peer, none twice: {on_peer:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_moved_run_left_submitting_by_an_unanswering_peer_is_followed_by_a_later_pass() {
+    let (store, emr, livy) = (MemoryStore::new(), MemoryEmr::new(), MemoryLivy::new());
+    let (now, lost_key, peer, on_lost) = lose_a_cluster_with_runs(&store, &emr, &livy).await;
+    livy.set_unreachable(&peer, true);
+    let moved_at = now.plus_secs(30);
+    let report = watch(&store, &emr, &livy, None, moved_at, &config()).await.expect("pass");
+    assert_eq!((report.runs_moved, report.runs_placed_again), (on_lost.len(), 0), "{report:?}");
+    assert!(runs(&store, &on_lost).await.iter().all(|r| matches!(r.status, RunStatus::Submitting { .. })));
+    livy.set_unreachable(&peer, false);
+    // Within the grace the submission may still be under way: left alone.
+    watch(&store, &emr, &livy, None, moved_at.plus_secs(SUBMISSION_GRACE_SECS - 1), &config()).await.expect("pass");
+    assert!(runs(&store, &on_lost).await.iter().all(|r| matches!(r.status, RunStatus::Submitting { .. })));
+    // Past it, Livy saying it has no such batch supersedes each attempt; past the backoff they run.
+    let followed_at = moved_at.plus_secs(SUBMISSION_GRACE_SECS);
+    watch(&store, &emr, &livy, None, followed_at, &config()).await.expect("pass");
+    for run in runs(&store, &on_lost).await {
+        assert!(matches!(run.status, RunStatus::Pending { .. }), "{run:?}");
+        assert_eq!(run.last_outcome.and_then(|o| o.moved_off).as_ref(), Some(&lost_key));
+    }
+    let backoff = RetryPolicy::default().backoff_base_secs;
+    let last = watch(&store, &emr, &livy, None, followed_at.plus_secs(backoff), &config()).await.expect("pass");
+    assert_eq!(last.runs_placed_again, on_lost.len(), "{last:?}");
+    assert!(runs(&store, &on_lost).await.iter().all(|r| matches!(r.status, RunStatus::Running { .. })));
 }
 
 #[tokio::test]

@@ -151,12 +151,12 @@ async fn a_submission_whose_response_was_lost_is_adopted_not_duplicated() {
     tick(&store, &livy, T0).await;
     livy.lose_next_response(LIVY);
     let r = tick(&store, &livy, w(1)).await;
-    assert_eq!(r.runs_submitted, 0, "the response was lost");
+    assert_eq!((r.runs_submitted, r.failures.len()), (0, 1), "the response was lost: {r:?}");
+    // Livy is asked by name at once, and has the batch.
     let run = store.all_runs().remove(0);
-    assert!(matches!(run.status, RunStatus::Submitting { .. }));
-    tick(&store, &livy, w(1).plus_secs(30)).await;
-    let run = store.get_run(&run.key()).await.expect("get").expect("run");
     assert!(matches!(run.status, RunStatus::Running { .. }), "{:?}", run.status);
+    assert_eq!((run.attempt.0, run.failures), (1, 0), "adopted: the same attempt, no failure");
+    tick(&store, &livy, w(1).plus_secs(30)).await;
     assert_eq!(livy.submissions(LIVY), 1, "one batch, adopted by name");
 }
 

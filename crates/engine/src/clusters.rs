@@ -8,6 +8,7 @@
 //! either, so its replacement is launched while it keeps serving, and it drains only once enough
 //! fresh clusters are ready (make-before-break).
 
+use crate::runs::SUBMISSION_GRACE_SECS;
 use norris_model::{
     Attempt, Cluster, ClusterKey, ClusterState, EmrCluster, PoolDefinition, Run, RunOutcome, RunStatus, UnixTime,
 };
@@ -188,12 +189,18 @@ pub fn may_terminate(cluster: &Cluster, runs_on_it: usize, now: UnixTime, settle
     runs_on_it == 0 && now.secs() >= since.secs() + settle_secs
 }
 
-/// Whether the run was moved off a cluster and is still waiting to be placed: a lifecycle pass
-/// that moved it may have died before placing it, and the next pass places it (warm failover
-/// must not wait for the scheduler's next tick).
-pub fn moved_and_waiting(run: &Run, now: UnixTime) -> bool {
-    matches!(run.status, RunStatus::Pending { not_before } if not_before <= now)
-        && run.last_outcome.as_ref().is_some_and(|o| o.moved_off.is_some())
+/// Whether the run was moved off a cluster and no attempt of it runs yet, so the lifecycle passes
+/// (every minute) place or follow it rather than the scheduler's next tick (warm failover): it is
+/// pending and due (the pass that moved it may have died before placing it, or its submission to
+/// the peer failed and its backoff is over), or it is still submitting past the grace (the
+/// placing pass died before or during its call to Livy).
+pub fn awaits_failover(run: &Run, now: UnixTime) -> bool {
+    let waiting = match run.status {
+        RunStatus::Pending { not_before } => not_before <= now,
+        RunStatus::Submitting { since, .. } => since.secs() + SUBMISSION_GRACE_SECS <= now.secs(),
+        _ => false,
+    };
+    waiting && run.last_outcome.as_ref().is_some_and(|o| o.moved_off.is_some())
 }
 
 /// A run moved off `cluster`: a new attempt, pending at once. The new attempt fences the old one
@@ -408,13 +415,20 @@ mod tests {
         let moved = move_run(&run, &ClusterKey::new("small-1"), "spot loss", T).expect("moved");
         assert_eq!((moved.attempt, moved.failures), (Attempt(3), 1), "a move is a new attempt, not a failure");
         assert_eq!(moved.status, RunStatus::Pending { not_before: T });
-        assert!(moved_and_waiting(&moved, T) && !moved_and_waiting(&run, T));
+        assert!(awaits_failover(&moved, T) && !awaits_failover(&run, T));
         let outcome = moved.last_outcome.clone().expect("outcome");
         assert!(outcome.summary.contains("moved off cluster small-1: spot loss"));
         assert_eq!(outcome.moved_off, Some(ClusterKey::new("small-1")));
         let mut placed_again = moved.clone();
         placed_again.status = RunStatus::Submitting { cluster: ClusterKey::new("small-3"), since: T };
-        assert!(!moved_and_waiting(&placed_again, T));
+        assert!(!awaits_failover(&placed_again, T), "its submission may still be under way");
+        assert!(awaits_failover(&placed_again, T.plus_secs(SUBMISSION_GRACE_SECS)), "the pass that placed it died");
+        placed_again.status = RunStatus::Running {
+            cluster: ClusterKey::new("small-3"),
+            batch: norris_model::BatchHandle { livy_batch_id: 1, batch_name: "b".into() },
+            since: T,
+        };
+        assert!(!awaits_failover(&placed_again, T.plus_secs(3600)), "running again");
     }
 
     #[test]

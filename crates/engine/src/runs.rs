@@ -3,7 +3,7 @@
 
 use norris_model::{
     AttemptOutcome, AttemptResult, BatchHandle, BatchObservation, BatchPhase, BatchSubmission, Cluster, ClusterKey,
-    ClusterState, JobDefinition, JobState, RetryPolicy, Run, RunStatus, SizeClass, UnixTime,
+    ClusterState, JobDefinition, JobState, RetryPolicy, Run, RunOutcome, RunStatus, SizeClass, UnixTime,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -63,6 +63,12 @@ fn retry_or_give_up(now: UnixTime, run: &Run, policy: &RetryPolicy, reason: Stri
     }
 }
 
+/// How long a run may be submitting before a handler that finds Livy without its batch supersedes
+/// it: longer than one submission call with its retries (3 tries of 10 s), so a handler never
+/// supersedes a submission another invocation is still making (which would cost the run a
+/// failure and a backoff, and leave a fenced batch running for nothing).
+pub const SUBMISSION_GRACE_SECS: i64 = 60;
+
 /// Decides the next step of a submitting or running run from Livy's view of its batch (found by
 /// name; `None` when Livy does not know it) and the attempt's result (`None` if none was written).
 /// The result is the truth when present: Livy may have forgotten a finished batch.
@@ -100,6 +106,9 @@ pub fn follow_run(
         // Never submitted again under the same attempt: Livy may have forgotten the batch in a
         // restart while its application runs on, and two applications of one attempt would
         // write the same prefix. A new attempt fences the old one (the simulator's soak found it).
+        (RunStatus::Submitting { since, .. }, None) if now.secs() < since.secs() + SUBMISSION_GRACE_SECS => {
+            RunStep::Wait
+        }
         (RunStatus::Submitting { .. }, None) => retry_or_give_up(
             now,
             run,
@@ -143,6 +152,31 @@ pub fn follow_run(
         }
         _ => RunStep::Wait,
     }
+}
+
+/// The next step of a run whose own submission call just failed, from what Livy then says of the
+/// batch's name: the call may have taken effect before its answer was lost (adopt the batch), or
+/// not (a new attempt now, without waiting out the grace other invocations' submissions get).
+pub fn after_failed_submission(
+    now: UnixTime,
+    run: &Run,
+    policy: &RetryPolicy,
+    batch: Option<&BatchObservation>,
+    error: &str,
+) -> RunStep {
+    match batch {
+        Some(b) => follow_run(now, run, policy, Some(b), None),
+        None => retry_or_give_up(now, run, policy, format!("the submission failed and Livy does not have it: {error}")),
+    }
+}
+
+/// What is recorded of an attempt superseded for `reason`. A moved run whose new attempt never
+/// started keeps its mark: warm failover goes on placing it until an attempt runs (a moved run
+/// whose submission to the peer failed would otherwise wait for the scheduler's next tick).
+pub fn superseded_outcome(run: &Run, reason: String) -> RunOutcome {
+    let never_started = matches!(run.status, RunStatus::Submitting { .. } | RunStatus::Pending { .. });
+    let moved_off = run.last_outcome.as_ref().and_then(|o| o.moved_off.clone()).filter(|_| never_started);
+    RunOutcome { attempt: run.attempt, summary: reason, moved_off }
 }
 
 /// Where each pending run goes: the least-loaded ready cluster of the job's size class with a free
@@ -378,13 +412,47 @@ mod tests {
 
     #[test]
     fn a_submission_livy_does_not_know_becomes_a_new_attempt_and_a_known_one_is_adopted() {
-        let submitting = run(RunStatus::Submitting { cluster: ClusterKey::new("c1"), since: UnixTime(950) }, 1);
+        let since =
+            |secs_ago: i64| RunStatus::Submitting { cluster: ClusterKey::new("c1"), since: UnixTime(NOW.0 - secs_ago) };
+        let submitting = run(since(SUBMISSION_GRACE_SECS), 1);
         let step = follow_run(NOW, &submitting, &RetryPolicy::default(), None, None);
         assert!(matches!(step, RunStep::Retry { ref reason, .. } if reason.contains("does not know")), "{step:?}");
         assert_eq!(
             follow_run(NOW, &submitting, &RetryPolicy::default(), Some(&obs(7, BatchPhase::Starting)), None),
             RunStep::MarkRunning(BatchHandle { livy_batch_id: 7, batch_name: "norris-orders-1000-a1".into() })
         );
+        // Another invocation may still be making the call.
+        let just_placed = run(since(SUBMISSION_GRACE_SECS - 1), 1);
+        assert_eq!(follow_run(NOW, &just_placed, &RetryPolicy::default(), None, None), RunStep::Wait);
+    }
+
+    #[test]
+    fn a_failed_submission_is_adopted_if_it_took_effect_and_superseded_at_once_if_not() {
+        let just_placed = run(RunStatus::Submitting { cluster: ClusterKey::new("c1"), since: NOW }, 1);
+        let policy = RetryPolicy::default();
+        let step = after_failed_submission(NOW, &just_placed, &policy, None, "503 from Livy");
+        assert!(
+            matches!(step, RunStep::Retry { ref reason, not_before } if reason.contains("503 from Livy") && not_before == NOW.plus_secs(60)),
+            "{step:?}"
+        );
+        let step = after_failed_submission(NOW, &just_placed, &policy, Some(&obs(4, BatchPhase::Starting)), "timeout");
+        assert_eq!(
+            step,
+            RunStep::MarkRunning(BatchHandle { livy_batch_id: 4, batch_name: "norris-orders-1000-a1".into() })
+        );
+    }
+
+    #[test]
+    fn a_moved_run_stays_marked_until_an_attempt_of_it_starts() {
+        let moved = RunOutcome { attempt: Attempt(1), summary: "moved".into(), moved_off: Some(ClusterKey::new("c0")) };
+        let mut submitting = run(RunStatus::Submitting { cluster: ClusterKey::new("c1"), since: NOW }, 2);
+        submitting.last_outcome = Some(moved.clone());
+        let outcome = superseded_outcome(&submitting, "refused".into());
+        assert_eq!((outcome.attempt, outcome.summary.as_str()), (Attempt(2), "refused"));
+        assert_eq!(outcome.moved_off, Some(ClusterKey::new("c0")), "never started on the peer");
+        let mut started = run(running(3), 2);
+        started.last_outcome = Some(moved);
+        assert_eq!(superseded_outcome(&started, "died".into()).moved_off, None, "it ran again: failover is done");
     }
 
     #[test]

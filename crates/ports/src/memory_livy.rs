@@ -1,7 +1,7 @@
 //! An in-memory model of Livy servers (one per endpoint) with Livy's semantics: names are unique
 //! among the batches a server holds, finished batches can be forgotten, a restart forgets
-//! everything and ids start again at 0, and a response can be lost after the side effect. Tests and
-//! the simulator drive it; batches only change phase when told to.
+//! everything and ids start again at 0, and a submission can fail before its effect or a call lose its
+//! response after it. Tests and the simulator drive it; batches only change phase when told to.
 
 use crate::batch::{BatchError, BatchService};
 use norris_model::{BatchObservation, BatchPhase, BatchSubmission};
@@ -20,6 +20,7 @@ struct Server {
     batches: BTreeMap<i64, HeldBatch>,
     unreachable: bool,
     lose_next_response: bool,
+    fail_next_submission: bool,
     submissions: u64,
 }
 
@@ -91,6 +92,11 @@ impl MemoryLivy {
         self.lock().entry(endpoint.to_string()).or_default().lose_next_response = true;
     }
 
+    /// The next submission at `endpoint` fails before it takes effect (a 503).
+    pub fn fail_next_submission(&self, endpoint: &str) {
+        self.lock().entry(endpoint.to_string()).or_default().fail_next_submission = true;
+    }
+
     fn unreachable(endpoint: &str) -> BatchError {
         BatchError::Unreachable { endpoint: endpoint.into(), message: "connection refused (model)".into() }
     }
@@ -122,6 +128,9 @@ impl BatchService for MemoryLivy {
     async fn submit(&self, endpoint: &str, batch: &BatchSubmission) -> Result<BatchObservation, BatchError> {
         crate::memory::yield_now().await;
         self.with_server(endpoint, |server| {
+            if std::mem::take(&mut server.fail_next_submission) {
+                return Err(BatchError::Unreachable { endpoint: endpoint.into(), message: "503 (model)".into() });
+            }
             if let Some((id, held)) = server.batches.iter().find(|(_, b)| b.submission.name == batch.name) {
                 return Ok(observe(*id, held));
             }
