@@ -16,7 +16,7 @@ use norris_model::{
     Attempt, AttemptResult, BatchHandle, BatchObservation, Cluster, ClusterKey, ClusterState, JobDefinition, JobId,
     JobState, RetryPolicy, Run, RunKey, RunOutcome, RunStatus, SizeClass, UnixTime, Validity,
 };
-use norris_ports::{BatchService, DefinitionRecord, StateStore, StoreError, WriteError};
+use norris_ports::{BatchError, BatchService, DefinitionRecord, StateStore, StoreError, WriteError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 
@@ -250,7 +250,9 @@ async fn submit<S: StateStore, B: BatchService>(
                 }
             };
             tracing::warn!(run = %run.key(), cluster = %cluster, error = %e, adopted = found.is_some(), "submission failed");
-            let step = after_failed_submission(now, run, &retry_policy(world, run), found.as_ref(), &e.to_string());
+            let busy = matches!(e, BatchError::Busy { .. });
+            let policy = retry_policy(world, run);
+            let step = after_failed_submission(now, run, &policy, found.as_ref(), &e.to_string(), busy);
             apply_step(store, batches, now, world, &mut HashMap::new(), run, step, found, None, report).await?;
             Ok(None)
         }
@@ -369,6 +371,12 @@ async fn apply_step<S: StateStore, B: BatchService>(
             next.status = RunStatus::Pending { not_before };
             next.last_outcome = Some(superseded_outcome(run, reason));
             report.runs_retried += 1;
+        }
+        RunStep::Requeue { reason } => {
+            tracing::warn!(run = %run.key(), attempt = %run.attempt, %reason, "submission refused; placed again");
+            next.attempt = run.attempt.next();
+            next.status = RunStatus::Pending { not_before: now };
+            next.last_outcome = Some(superseded_outcome(run, reason));
         }
         RunStep::GiveUp { reason } => {
             tracing::error!(run = %run.key(), %reason, alarm = "run_failed", "run failed after its last attempt");

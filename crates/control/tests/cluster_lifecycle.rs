@@ -6,7 +6,7 @@ use norris_control::clusters::{handle_watcher_event, rotate, watch, LifecycleCon
 use norris_control::{scheduler_tick, SchedulerConfig};
 use norris_engine::runs::SUBMISSION_GRACE_SECS;
 use norris_model::{ClusterKey, ClusterState, EmrState, RetryPolicy, Run, RunKey, RunStatus, UnixTime};
-use norris_ports::{ManualClock, MemoryEmr, MemoryLivy, MemoryStore, StateStore};
+use norris_ports::{BatchError, ManualClock, MemoryEmr, MemoryLivy, MemoryStore, StateStore};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -145,7 +145,8 @@ async fn a_moved_run_whose_submission_to_the_peer_fails_is_placed_by_a_later_pas
     let (store, emr, livy) = (MemoryStore::new(), MemoryEmr::new(), MemoryLivy::new());
     let (now, lost_key, peer, on_lost) = lose_a_cluster_with_runs(&store, &emr, &livy).await;
     // The peer's Livy refuses the first submission (a 503, before any effect).
-    livy.fail_next_submission(&peer);
+    let unavailable = BatchError::Unreachable { endpoint: peer.clone(), message: "503 Service Unavailable".into() };
+    livy.fail_next_submission(&peer, unavailable);
     let report = watch(&store, &emr, &livy, None, now.plus_secs(30), &config()).await.expect("pass");
     assert_eq!(report.runs_moved, on_lost.len(), "{report:?}");
     assert_eq!(report.runs_placed_again, on_lost.len() - 1, "{report:?}");

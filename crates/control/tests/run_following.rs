@@ -7,7 +7,7 @@ use norris_model::{
     Attempt, AttemptOutcome, AttemptResult, BatchPhase, Cluster, ClusterKey, ClusterState, JobId, RunStatus, SizeClass,
     UnixTime, Validity, Version,
 };
-use norris_ports::{MemoryLivy, MemoryStore, StateStore};
+use norris_ports::{BatchError, MemoryLivy, MemoryStore, StateStore};
 use serde_json::{json, Value};
 
 const T0: UnixTime = UnixTime(1_795_305_600);
@@ -158,6 +158,24 @@ async fn a_submission_whose_response_was_lost_is_adopted_not_duplicated() {
     assert_eq!((run.attempt.0, run.failures), (1, 0), "adopted: the same attempt, no failure");
     tick(&store, &livy, w(1).plus_secs(30)).await;
     assert_eq!(livy.submissions(LIVY), 1, "one batch, adopted by name");
+}
+
+#[tokio::test]
+async fn a_submission_refused_as_busy_is_placed_again_without_counting_a_failure() {
+    let (store, livy) = world(&["orders"]).await;
+    tick(&store, &livy, T0).await;
+    let busy =
+        BatchError::Busy { endpoint: LIVY.into(), message: "Rejected, too many sessions are being created!".into() };
+    livy.fail_next_submission(LIVY, busy);
+    let r = scheduler_tick(&store, &livy, w(1), &config()).await.expect("tick");
+    assert_eq!((r.runs_submitted, r.runs_retried, r.failures.len()), (0, 0, 1), "{r:?}");
+    let run = store.all_runs().remove(0);
+    assert_eq!((run.attempt.0, run.failures), (2, 0), "a new attempt, no failure");
+    assert!(matches!(run.status, RunStatus::Pending { not_before } if not_before == w(1)), "{:?}", run.status);
+    assert!(run.last_outcome.as_ref().is_some_and(|o| o.summary.contains("busy")), "{:?}", run.last_outcome);
+    let r = tick(&store, &livy, w(1).plus_secs(60)).await;
+    assert_eq!(r.runs_submitted, 1, "{r:?}");
+    assert_eq!(livy.submissions(LIVY), 1);
 }
 
 #[tokio::test]

@@ -29,6 +29,13 @@ pub enum RunStep {
         /// Earliest placement of the next attempt.
         not_before: UnixTime,
     },
+    /// The submission was refused for a reason that is not the run's (Livy busy creating other
+    /// batches): a new attempt, due at once, no failure counted. Counting it would fail runs
+    /// whenever a cluster is merely full.
+    Requeue {
+        /// What Livy said.
+        reason: String,
+    },
     /// Every attempt failed: give the run up (the watermark stops before it; an alarm fires).
     GiveUp {
         /// The last failure.
@@ -157,15 +164,18 @@ pub fn follow_run(
 /// The next step of a run whose own submission call just failed, from what Livy then says of the
 /// batch's name: the call may have taken effect before its answer was lost (adopt the batch), or
 /// not (a new attempt now, without waiting out the grace other invocations' submissions get).
+/// `busy`: Livy refused it as busy (too many batches being created), which is no fault of the run.
 pub fn after_failed_submission(
     now: UnixTime,
     run: &Run,
     policy: &RetryPolicy,
     batch: Option<&BatchObservation>,
     error: &str,
+    busy: bool,
 ) -> RunStep {
     match batch {
         Some(b) => follow_run(now, run, policy, Some(b), None),
+        None if busy => RunStep::Requeue { reason: format!("Livy was busy and refused the submission: {error}") },
         None => retry_or_give_up(now, run, policy, format!("the submission failed and Livy does not have it: {error}")),
     }
 }
@@ -430,12 +440,15 @@ mod tests {
     fn a_failed_submission_is_adopted_if_it_took_effect_and_superseded_at_once_if_not() {
         let just_placed = run(RunStatus::Submitting { cluster: ClusterKey::new("c1"), since: NOW }, 1);
         let policy = RetryPolicy::default();
-        let step = after_failed_submission(NOW, &just_placed, &policy, None, "503 from Livy");
+        let step = after_failed_submission(NOW, &just_placed, &policy, None, "503 from Livy", false);
         assert!(
             matches!(step, RunStep::Retry { ref reason, not_before } if reason.contains("503 from Livy") && not_before == NOW.plus_secs(60)),
             "{step:?}"
         );
-        let step = after_failed_submission(NOW, &just_placed, &policy, Some(&obs(4, BatchPhase::Starting)), "timeout");
+        let step = after_failed_submission(NOW, &just_placed, &policy, None, "too many sessions", true);
+        assert!(matches!(step, RunStep::Requeue { ref reason } if reason.contains("busy")), "{step:?}");
+        let found = Some(&obs(4, BatchPhase::Starting));
+        let step = after_failed_submission(NOW, &just_placed, &policy, found, "timeout", false);
         assert_eq!(
             step,
             RunStep::MarkRunning(BatchHandle { livy_batch_id: 4, batch_name: "norris-orders-1000-a1".into() })

@@ -20,7 +20,7 @@ struct Server {
     batches: BTreeMap<i64, HeldBatch>,
     unreachable: bool,
     lose_next_response: bool,
-    fail_next_submission: bool,
+    fail_next_submission: Option<BatchError>,
     submissions: u64,
 }
 
@@ -92,9 +92,9 @@ impl MemoryLivy {
         self.lock().entry(endpoint.to_string()).or_default().lose_next_response = true;
     }
 
-    /// The next submission at `endpoint` fails before it takes effect (a 503).
-    pub fn fail_next_submission(&self, endpoint: &str) {
-        self.lock().entry(endpoint.to_string()).or_default().fail_next_submission = true;
+    /// The next submission at `endpoint` fails with `error` before it takes effect.
+    pub fn fail_next_submission(&self, endpoint: &str, error: BatchError) {
+        self.lock().entry(endpoint.to_string()).or_default().fail_next_submission = Some(error);
     }
 
     fn unreachable(endpoint: &str) -> BatchError {
@@ -128,8 +128,8 @@ impl BatchService for MemoryLivy {
     async fn submit(&self, endpoint: &str, batch: &BatchSubmission) -> Result<BatchObservation, BatchError> {
         crate::memory::yield_now().await;
         self.with_server(endpoint, |server| {
-            if std::mem::take(&mut server.fail_next_submission) {
-                return Err(BatchError::Unreachable { endpoint: endpoint.into(), message: "503 (model)".into() });
+            if let Some(error) = server.fail_next_submission.take() {
+                return Err(error);
             }
             if let Some((id, held)) = server.batches.iter().find(|(_, b)| b.submission.name == batch.name) {
                 return Ok(observe(*id, held));
