@@ -132,7 +132,8 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
         async move {
             let mut part = TickReport::default();
             let mut edit = HashMap::new();
-            let outcome = follow_placed(store, batches, now, world, &mut edit, run, batch, result, &mut part).await;
+            let step = follow_run(now, run, &retry_policy(world, run), batch.as_ref(), result.as_ref());
+            let outcome = apply_step(store, batches, now, world, &mut edit, run, step, batch, result, &mut part).await;
             (run, outcome, edit, part)
         }
     }))
@@ -302,28 +303,9 @@ fn retry_policy(world: &World<'_>, run: &Run) -> RetryPolicy {
     world.definitions.get(run.job_id.as_str()).and_then(|r| r.parsed.as_ref().ok()).map(|d| d.retry).unwrap_or_default()
 }
 
-/// Follows one submitting or running run, given what Livy said of its `batch` and the `result`
-/// its attempt wrote. Returns whether it was published (the job's watermark may move) or
-/// otherwise finished.
-#[allow(clippy::too_many_arguments)]
-async fn follow_placed<S: StateStore, B: BatchService>(
-    store: &S,
-    batches: &B,
-    now: UnixTime,
-    world: &World<'_>,
-    edits: &mut HashMap<JobId, JobEdit>,
-    run: &Run,
-    batch: Option<BatchObservation>,
-    result: Option<AttemptResult>,
-    report: &mut TickReport,
-) -> Result<bool, StoreError> {
-    let policy = retry_policy(world, run);
-    let step = follow_run(now, run, &policy, batch.as_ref(), result.as_ref());
-    apply_step(store, batches, now, world, edits, run, step, batch, result, report).await
-}
-
-/// Carries out `step` for a placed `run` (see [`follow_placed`]); `batch` is what Livy said of it
-/// (a superseded attempt's batch is killed) and `result` what its attempt wrote.
+/// Carries out the next `step` of a submitting or running `run` (decided by the engine from what
+/// Livy said of its `batch` and the `result` its attempt wrote; a superseded attempt's batch is
+/// killed). Returns whether it was published (the job's watermark may move) or otherwise finished.
 #[allow(clippy::too_many_arguments)]
 async fn apply_step<S: StateStore, B: BatchService>(
     store: &S,
