@@ -117,8 +117,7 @@ pub struct ClusterReport {
     /// Of those, placed again in this pass (warm failover), with runs moved by an earlier pass
     /// that died before placing them.
     pub runs_placed_again: usize,
-    /// Moved runs no attempt of which runs yet: placed or followed in this pass (see
-    /// `awaits_failover`).
+    /// Moved runs not running again yet, placed or followed in this pass (see `awaits_failover`).
     #[serde(skip)]
     pub moved_waiting: usize,
     /// EMR clusters terminated as orphans (ids).

@@ -1,7 +1,8 @@
 //! An in-memory model of Livy servers (one per endpoint) with Livy's semantics: names are unique
 //! among the batches a server holds, finished batches can be forgotten, a restart forgets
-//! everything and ids start again at 0, and a submission can fail before its effect or a call lose its
-//! response after it. Tests and the simulator drive it; batches only change phase when told to.
+//! everything and ids start again at 0, a submission can fail before its effect, and a call can
+//! lose its response after it. Tests and the simulator drive it; batches only change phase when
+//! told to.
 
 use crate::batch::{BatchError, BatchService};
 use norris_model::{BatchObservation, BatchPhase, BatchSubmission};
