@@ -13,8 +13,8 @@ use norris_engine::runs::{
     advance_watermark, after_failed_submission, batch_submission, follow_run, place_runs, superseded_outcome, RunStep,
 };
 use norris_model::{
-    Attempt, AttemptResult, BatchHandle, BatchObservation, Cluster, ClusterKey, ClusterState, JobDefinition, JobId,
-    JobState, RetryPolicy, Run, RunKey, RunOutcome, RunStatus, SizeClass, UnixTime, Validity,
+    Attempt, AttemptResult, BatchObservation, Cluster, ClusterKey, ClusterState, JobDefinition, JobId, JobState,
+    RetryPolicy, Run, RunKey, RunOutcome, RunStatus, SizeClass, UnixTime, Validity,
 };
 use norris_ports::{BatchError, BatchService, DefinitionRecord, StateStore, StoreError, WriteError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -210,7 +210,7 @@ async fn submit_pending<S: StateStore, B: BatchService>(
     placed.status = RunStatus::Submitting { cluster: cluster.clone(), since: now };
     placed.updated_at = now;
     let Some(placed) = write_run(store, &placed, report).await? else { return Ok(()) };
-    submit(store, batches, now, world, states, &placed, report).await.map(|_| ())
+    submit(store, batches, now, world, states, &placed, report).await
 }
 
 async fn submit<S: StateStore, B: BatchService>(
@@ -221,21 +221,22 @@ async fn submit<S: StateStore, B: BatchService>(
     states: &HashMap<JobId, JobState>,
     run: &Run,
     report: &mut TickReport,
-) -> Result<Option<Run>, StoreError> {
-    let RunStatus::Submitting { cluster, .. } = &run.status else { return Ok(None) };
+) -> Result<(), StoreError> {
+    let RunStatus::Submitting { cluster, .. } = &run.status else { return Ok(()) };
     let (Some(endpoint), Some(def), Some(state)) = (
         endpoint_of(world.clusters, cluster),
         world.definitions.get(run.job_id.as_str()).and_then(|r| r.parsed.as_ref().ok()),
         states.get(&run.job_id),
     ) else {
-        return Ok(None);
+        return Ok(());
     };
-    let Some(submission) = batch_submission(def, state, run, world.results_table) else { return Ok(None) };
-    match batches.submit(endpoint, &submission).await {
+    let Some(submission) = batch_submission(def, state, run, world.results_table) else { return Ok(()) };
+    let policy = retry_policy(world, run);
+    let (step, batch) = match batches.submit(endpoint, &submission).await {
         Ok(obs) => {
             report.runs_submitted += 1;
             tracing::info!(run = %run.key(), attempt = %run.attempt, cluster = %cluster, batch_id = obs.id, "run submitted");
-            mark_running(store, now, run, cluster, &obs, report).await
+            (follow_run(now, run, &policy, Some(&obs), None), Some(obs))
         }
         Err(e) => {
             report.failures.push(JobFailure { job_id: run.job_id.to_string(), error: e.to_string() });
@@ -247,35 +248,15 @@ async fn submit<S: StateStore, B: BatchService>(
                 Ok(found) => found,
                 Err(again) => {
                     tracing::warn!(run = %run.key(), cluster = %cluster, error = %e, lookup = %again, "submission failed; Livy does not answer");
-                    return Ok(None);
+                    return Ok(());
                 }
             };
             tracing::warn!(run = %run.key(), cluster = %cluster, error = %e, adopted = found.is_some(), "submission failed");
             let busy = matches!(e, BatchError::Busy { .. });
-            let policy = retry_policy(world, run);
-            let step = after_failed_submission(now, run, &policy, found.as_ref(), &e.to_string(), busy);
-            apply_step(store, batches, now, world, &mut HashMap::new(), run, step, found, None, report).await?;
-            Ok(None)
+            (after_failed_submission(now, run, &policy, found.as_ref(), &e.to_string(), busy), found)
         }
-    }
-}
-
-async fn mark_running<S: StateStore>(
-    store: &S,
-    now: UnixTime,
-    run: &Run,
-    cluster: &ClusterKey,
-    obs: &BatchObservation,
-    report: &mut TickReport,
-) -> Result<Option<Run>, StoreError> {
-    let mut next = run.clone();
-    next.status = RunStatus::Running {
-        cluster: cluster.clone(),
-        batch: BatchHandle { livy_batch_id: obs.id, batch_name: norris_engine::runs::batch_name(run) },
-        since: now,
     };
-    next.updated_at = now;
-    write_run(store, &next, report).await
+    apply_step(store, batches, now, world, &mut HashMap::new(), run, step, batch, None, report).await.map(|_| ())
 }
 
 /// What Livy knows of a placed run's batch (`Some(None)`: nothing, or its cluster is gone);
