@@ -9,8 +9,10 @@
 
 use crate::scheduler::{JobFailure, TickReport};
 use futures_util::stream::{self, StreamExt};
+use norris_engine::clusters::must_move_runs;
 use norris_engine::runs::{
-    advance_watermark, after_failed_submission, batch_submission, follow_run, place_runs, superseded_outcome, RunStep,
+    advance_watermark, after_failed_submission, batch_submission, follow_run, follow_run_on_a_leaving_cluster,
+    place_runs, superseded_outcome, RunStep,
 };
 use norris_model::{
     Attempt, AttemptResult, BatchObservation, Cluster, ClusterKey, ClusterState, JobDefinition, JobId, JobState,
@@ -103,7 +105,7 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
     let placed = active.iter().filter(|r| r.status.cluster().is_some() && place_only.is_none());
     let lookups = at_once(placed.map(|run| async move {
         let mut part = TickReport::default();
-        let batch = look_up_batch(batches, world, run, &mut part).await;
+        let batch = look_up_batch(batches, now, world, run, &mut part).await;
         (run, batch, part)
     }))
     .await;
@@ -132,7 +134,12 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
         async move {
             let mut part = TickReport::default();
             let mut edit = HashMap::new();
-            let step = follow_run(now, run, &retry_policy(world, run), batch.as_ref(), result.as_ref());
+            let policy = retry_policy(world, run);
+            let step = if on_a_leaving_cluster(world, run, now) {
+                follow_run_on_a_leaving_cluster(now, run, &policy, result.as_ref())
+            } else {
+                follow_run(now, run, &policy, batch.as_ref(), result.as_ref())
+            };
             let outcome = apply_step(store, batches, now, world, &mut edit, run, step, batch, result, &mut part).await;
             (run, outcome, edit, part)
         }
@@ -259,15 +266,27 @@ async fn submit<S: StateStore, B: BatchService>(
     apply_step(store, batches, now, world, &mut HashMap::new(), run, step, batch, None, report).await.map(|_| ())
 }
 
-/// What Livy knows of a placed run's batch (`Some(None)`: nothing, or its cluster is gone);
-/// `None` when Livy does not answer (reported; the run is looked at again next tick).
+/// Whether the run is on a cluster the ledger says it must leave: the mover's to move, not a
+/// batch to follow through Livy.
+fn on_a_leaving_cluster(world: &World<'_>, run: &Run, now: UnixTime) -> bool {
+    let cluster = run.status.cluster().and_then(|key| world.clusters.iter().find(|c| &c.key == key));
+    cluster.is_some_and(|c| must_move_runs(c, now))
+}
+
+/// What Livy knows of a placed run's batch (`Some(None)`: nothing, or its cluster is gone or
+/// being left, so Livy is not asked); `None` when Livy does not answer (reported; the run is
+/// looked at again next tick).
 async fn look_up_batch<B: BatchService>(
     batches: &B,
+    now: UnixTime,
     world: &World<'_>,
     run: &Run,
     report: &mut TickReport,
 ) -> Option<Option<BatchObservation>> {
     let cluster = run.status.cluster()?;
+    if on_a_leaving_cluster(world, run, now) {
+        return Some(None);
+    }
     let Some(endpoint) = endpoint_of(world.clusters, cluster) else { return Some(None) };
     match batches.find(endpoint, &norris_engine::runs::batch_name(run)).await {
         Ok(b) => Some(b),

@@ -5,7 +5,9 @@
 use norris_control::clusters::{handle_watcher_event, rotate, watch, LifecycleConfig};
 use norris_control::{scheduler_tick, SchedulerConfig};
 use norris_engine::runs::SUBMISSION_GRACE_SECS;
-use norris_model::{ClusterKey, ClusterState, EmrState, RetryPolicy, Run, RunKey, RunStatus, UnixTime};
+use norris_model::{
+    AttemptOutcome, AttemptResult, ClusterKey, ClusterState, EmrState, RetryPolicy, Run, RunKey, RunStatus, UnixTime,
+};
 use norris_ports::{BatchError, ManualClock, MemoryEmr, MemoryLivy, MemoryStore, StateStore};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -171,6 +173,50 @@ async fn a_moved_run_whose_submission_to_the_peer_fails_is_placed_by_a_later_pas
         let of_window = format!("norris-{}-{}-a", run.job_id, run.window.lo.0);
         let batches = on_peer.iter().filter(|name| name.starts_with(&of_window)).count();
         assert_eq!(batches, 1, "one batch per moved run on the peer, none twice: {on_peer:?}");
+    }
+}
+
+#[tokio::test]
+async fn runs_on_a_cluster_recorded_lost_are_left_to_the_mover_and_count_no_failure() {
+    let (store, emr, livy) = (MemoryStore::new(), MemoryEmr::new(), MemoryLivy::new());
+    let (now, lost_key, _peer, on_lost) = lose_a_cluster_with_runs(&store, &emr, &livy).await;
+    assert!(on_lost.len() >= 2, "{on_lost:?}");
+    // A watcher pass recorded the loss and died before it moved the runs.
+    let mut lost = store.get_cluster(&lost_key).await.expect("get").expect("cluster");
+    lost.state = ClusterState::Lost { reason: "INSTANCE_FAILURE".into(), at: now.plus_secs(10) };
+    store.update_cluster(&lost).await.expect("update");
+    // The first run's Spark job wrote its result just before the loss.
+    let done = store.get_run(&on_lost[0]).await.expect("get").expect("run");
+    let result = AttemptResult {
+        run_key: done.key().to_string(),
+        attempt: done.attempt,
+        outcome: AttemptOutcome::Succeeded,
+        rows_read: 10,
+        rows_written: 10,
+        checks: vec![],
+        schema_json: r#"[{"name":"id","type":"bigint","nullable":false}]"#.into(),
+        schema_verdict: "first".into(),
+        schema_change: String::new(),
+        output_prefix: format!("file:///lake/orders/data/window_lo={}/attempt=1", done.window.lo.0),
+        message: "done".into(),
+        finished_at: now,
+    };
+    store.put_attempt_result(&result).await.expect("result");
+    // The scheduler's tick publishes that one and leaves the others alone: Livy cannot know their
+    // batches any more, and that is the cluster's loss, not a failure of their jobs.
+    let tick = scheduler_tick(&store, &livy, now.plus_secs(20), &scheduler()).await.expect("tick");
+    assert_eq!((tick.runs_retried, tick.runs_failed), (0, 0), "{tick:?}");
+    let after = runs(&store, &on_lost).await;
+    assert!(matches!(after[0].status, RunStatus::Published { .. }), "{:?}", after[0]);
+    for run in &after[1..] {
+        assert_eq!((run.attempt.0, run.failures, run.status.cluster()), (1, 0, Some(&lost_key)), "{run:?}");
+    }
+    // The next lifecycle pass moves them (a new attempt, no failure) and places them on the peer.
+    let report = watch(&store, &emr, &livy, None, now.plus_secs(30), &config()).await.expect("pass");
+    assert_eq!((report.runs_moved, report.runs_placed_again), (on_lost.len() - 1, on_lost.len() - 1), "{report:?}");
+    for run in runs(&store, &on_lost[1..]).await {
+        assert!(matches!(run.status, RunStatus::Running { ref cluster, .. } if cluster != &lost_key), "{run:?}");
+        assert_eq!((run.attempt.0, run.failures), (2, 0), "{run:?}");
     }
 }
 

@@ -161,6 +161,24 @@ pub fn follow_run(
     }
 }
 
+/// The next step of a placed run whose cluster the ledger says it must leave (lost, or draining
+/// past its deadline: [`crate::clusters::must_move_runs`]). Its attempt's result, if written,
+/// decides as usual: it may have finished just before the loss. Otherwise the run waits for the
+/// mover, which gives it a new attempt without counting a failure, keeps the mark warm failover
+/// places it by, and applies the failover policy. Followed as a batch Livy no longer has, it
+/// would count a failure and wait out a backoff for the loss of a cluster (the simulator found it).
+pub fn follow_run_on_a_leaving_cluster(
+    now: UnixTime,
+    run: &Run,
+    policy: &RetryPolicy,
+    result: Option<&AttemptResult>,
+) -> RunStep {
+    match result.filter(|r| r.attempt == run.attempt) {
+        Some(result) => follow_run(now, run, policy, None, Some(result)),
+        None => RunStep::Wait,
+    }
+}
+
 /// The next step of a run whose own submission call just failed, from what Livy then says of the
 /// batch's name: the call may have taken effect before its answer was lost (adopt the batch), or
 /// not (a new attempt now, without waiting out the grace other invocations' submissions get).
@@ -472,6 +490,21 @@ mod tests {
     fn a_running_batch_that_vanished_without_a_result_is_retried() {
         let step = follow_run(NOW, &run(running(3), 1), &RetryPolicy::default(), None, None);
         assert!(matches!(step, RunStep::Retry { ref reason, .. } if reason.contains("vanished")));
+    }
+
+    #[test]
+    fn a_run_on_a_leaving_cluster_waits_for_the_mover_unless_its_attempt_wrote_a_result() {
+        let policy = RetryPolicy::default();
+        let on_lost = run(running(3), 2);
+        assert_eq!(follow_run_on_a_leaving_cluster(NOW, &on_lost, &policy, None), RunStep::Wait);
+        let older = result(1, AttemptOutcome::Succeeded);
+        assert_eq!(follow_run_on_a_leaving_cluster(NOW, &on_lost, &policy, Some(&older)), RunStep::Wait);
+        let done = result(2, AttemptOutcome::Succeeded);
+        let step = follow_run_on_a_leaving_cluster(NOW, &on_lost, &policy, Some(&done));
+        assert!(matches!(step, RunStep::Publish { .. }), "finished just before the loss: {step:?}");
+        let failed = result(2, AttemptOutcome::Failed);
+        let step = follow_run_on_a_leaving_cluster(NOW, &on_lost, &policy, Some(&failed));
+        assert!(matches!(step, RunStep::Retry { .. }), "its own failure still counts: {step:?}");
     }
 
     #[test]

@@ -56,6 +56,10 @@ const SPOT_WARNING_SECS: i64 = 120;
 const DEPLOYMENT: &str = "sim";
 /// How often the operator looks at the alarms.
 const OPERATOR_LOOKS_EVERY_SECS: i64 = 300;
+/// Lambda retries an asynchronous invocation that failed (an error, or the function died or timed
+/// out) twice: about 1 minute, then 2 minutes later. The handlers fail an invocation whenever a
+/// step failed, so a failed pass (a spot warning's, say) is run again with the same event.
+const LAMBDA_RETRY_DELAYS_SECS: [i64; 2] = [60, 120];
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -417,6 +421,8 @@ struct World {
     next_scheduled_tick: i64,
     /// Events on their way to the cluster health watcher: (delivery time, signal).
     pending_events: Vec<(i64, Option<ClusterSignal>)>,
+    /// Failed invocations Lambda will retry: (delivery time, what, retries so far).
+    lambda_retries: Vec<(i64, Delivery, usize)>,
     next_sweep: i64,
     next_rotation: i64,
     /// Spot losses not yet recovered from.
@@ -436,9 +442,20 @@ enum Delivery {
     Rotate,
 }
 
-/// A handler's future: what to log, how many clusters it started draining, and whether it wrote
-/// nothing (a quiet watcher pass: the checks after it would find what they found before).
-type Boxed<'a> = Pin<Box<dyn Future<Output = (String, u64, bool)> + 'a>>;
+/// What a handler invocation did, as the world sees it.
+struct Handled {
+    /// What to log.
+    line: String,
+    /// How many clusters it started draining.
+    drained: u64,
+    /// It wrote nothing (a quiet watcher pass: the checks after it would find what they found
+    /// before).
+    quiet: bool,
+    /// Its Lambda invocation failed (the handler's error, as the Lambda wrapper returns it).
+    failed: bool,
+}
+
+type Boxed<'a> = Pin<Box<dyn Future<Output = Handled> + 'a>>;
 
 /// Runs one simulation.
 pub fn simulate(config: &SimConfig) -> SimReport {
@@ -577,6 +594,7 @@ impl World {
             pending_ticks: Vec::new(),
             next_scheduled_tick: T0.0 + first_tick,
             pending_events: vec![(T0.0, None)],
+            lambda_retries: Vec::new(),
             next_sweep: T0.0 + SWEEP_EVERY_SECS,
             next_rotation: T0.0 + ROTATION_EVERY_SECS,
             losses: Vec::new(),
@@ -645,18 +663,21 @@ impl World {
         }
         let due = self.pending_ticks.iter().filter(|&&t| t <= now).count();
         self.pending_ticks.retain(|&t| t > now);
-        deliveries.extend(std::iter::repeat_n(Delivery::Tick, due));
+        deliveries.extend(std::iter::repeat_n((Delivery::Tick, 0), due));
         if self.next_sweep <= now {
             self.next_sweep += SWEEP_EVERY_SECS;
             self.send_event(now, None, &faults);
         }
         let (events, later): (Vec<_>, Vec<_>) = self.pending_events.drain(..).partition(|(t, _)| *t <= now);
         self.pending_events = later;
-        deliveries.extend(events.into_iter().map(|(_, signal)| Delivery::Watch(signal)));
+        deliveries.extend(events.into_iter().map(|(_, signal)| (Delivery::Watch(signal), 0)));
         if self.next_rotation <= now {
             self.next_rotation += ROTATION_EVERY_SECS;
-            deliveries.push(Delivery::Rotate);
+            deliveries.push((Delivery::Rotate, 0));
         }
+        let (retries, later): (Vec<_>, Vec<_>) = self.lambda_retries.drain(..).partition(|(t, ..)| *t <= now);
+        self.lambda_retries = later;
+        deliveries.extend(retries.into_iter().map(|(_, delivery, tried)| (delivery, tried)));
         if !deliveries.is_empty() {
             self.invoke(now, deliveries, &faults);
         }
@@ -925,7 +946,9 @@ impl World {
         }
     }
 
-    fn invoke(&mut self, now: i64, deliveries: Vec<Delivery>, faults: &Faults) {
+    /// Runs the handlers for `deliveries` (each with the number of times Lambda already retried it)
+    /// at once, and has Lambda retry those that failed.
+    fn invoke(&mut self, now: i64, deliveries: Vec<(Delivery, usize)>, faults: &Faults) {
         for endpoint in self.endpoints() {
             if self.rng.chance(faults.livy_response_lost) {
                 self.livy.lose_next_response(&endpoint);
@@ -950,14 +973,16 @@ impl World {
             .collect();
         let at = UnixTime(now);
         let (livy, emr, lifecycle) = (&self.livy, &self.emr, &self.lifecycle);
-        let invocations: Vec<Invocation<'_, (String, u64, bool)>> = stores
+        let invocations: Vec<Invocation<'_, Handled>> = stores
             .iter()
             .zip(&deliveries)
             .map(|(store, delivery)| {
                 let future: Boxed<'_> =
-                    match delivery.clone() {
+                    match delivery.0.clone() {
                         Delivery::Tick => Box::pin(async move {
-                            let line = match scheduler_tick(store, livy, at, &lifecycle.scheduler).await {
+                            let tick = scheduler_tick(store, livy, at, &lifecycle.scheduler).await;
+                            let failed = tick.as_ref().map_or(true, |r| !r.failures.is_empty());
+                            let line = match tick {
                                 Ok(r) => format!(
                                     "tick: due {} cut {} submitted {} published {} committed {} retried {} failed {} \
                                  waiting {} conflicts {} errors {}",
@@ -974,7 +999,7 @@ impl World {
                                 ),
                                 Err(e) => format!("tick failed: {e}"),
                             };
-                            (line, 0, false)
+                            Handled { line, drained: 0, quiet: false, failed }
                         }),
                         Delivery::Watch(signal) => Box::pin(async move {
                             let result = watch(store, emr, livy, signal.as_ref(), at, lifecycle).await;
@@ -990,26 +1015,38 @@ impl World {
         let outcomes = run_concurrently(invocations, &mut self.rng);
         let mut lines = Vec::new();
         let mut quiet = true;
-        for (store, outcome) in stores.iter().zip(outcomes) {
+        let mut failed = Vec::new();
+        for ((store, outcome), (delivery, tried)) in stores.iter().zip(outcomes).zip(deliveries) {
             self.report.invocations += 1;
             self.report.store_operations += store.ops();
             self.report.store_writes += store.writes();
-            lines.push(match outcome {
+            let failure = match outcome {
                 None => {
                     self.report.invocations_died += 1;
                     quiet = false;
-                    format!("invocation died after {} store operations", store.ops())
+                    lines.push(format!("invocation died after {} store operations", store.ops()));
+                    true
                 }
-                Some((line, drained, was_quiet)) => {
-                    self.report.rotations += drained;
-                    quiet &= was_quiet;
-                    line
+                Some(handled) => {
+                    self.report.rotations += handled.drained;
+                    quiet &= handled.quiet;
+                    lines.push(handled.line);
+                    handled.failed
                 }
-            });
+            };
+            if failure {
+                failed.push((delivery, tried));
+            }
         }
         drop(stores);
         for line in lines {
             self.log(now, line);
+        }
+        for (delivery, tried) in failed {
+            if let Some(delay) = LAMBDA_RETRY_DELAYS_SECS.get(tried) {
+                self.log(now, format!("Lambda retries {delivery:?} at t+{}s", now + delay - T0.0));
+                self.lambda_retries.push((now + delay, delivery, tried + 1));
+            }
         }
         if !quiet {
             self.check(now);
@@ -1278,10 +1315,7 @@ pub fn simulate_some(config: &SimConfig, strategies: &[Strategy]) -> BTreeMap<&'
     strategies.iter().map(|&strategy| (strategy.key(), simulate(&SimConfig { strategy, ..config.clone() }))).collect()
 }
 
-fn describe_lifecycle(
-    what: &str,
-    result: Result<ClusterReport, norris_control::clusters::LifecycleError>,
-) -> (String, u64, bool) {
+fn describe_lifecycle(what: &str, result: Result<ClusterReport, norris_control::clusters::LifecycleError>) -> Handled {
     match result {
         Ok(r) => {
             let line = format!(
@@ -1298,8 +1332,8 @@ fn describe_lifecycle(
                 r.failures.len()
             );
             let quiet = r == ClusterReport::default();
-            (line, r.drained.len() as u64, quiet)
+            Handled { line, drained: r.drained.len() as u64, quiet, failed: !r.failures.is_empty() }
         }
-        Err(e) => (format!("{what} failed: {e}"), 0, false),
+        Err(e) => Handled { line: format!("{what} failed: {e}"), drained: 0, quiet: false, failed: true },
     }
 }
