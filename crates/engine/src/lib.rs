@@ -6,6 +6,7 @@
 
 pub mod clusters;
 pub mod definitions;
+pub mod groups;
 pub mod runs;
 pub mod windows;
 

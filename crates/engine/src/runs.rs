@@ -62,11 +62,44 @@ pub fn backoff_secs(policy: &RetryPolicy, failures: u32) -> i64 {
 /// A failed attempt counts against the retry budget (`run.failures` before this one); moves do
 /// not, so a run moved off two lost clusters still has every retry left.
 fn retry_or_give_up(now: UnixTime, run: &Run, policy: &RetryPolicy, reason: String) -> RunStep {
-    let failures = run.failures + 1;
+    retry_or_give_up_after(now, run.failures, policy, reason)
+}
+
+/// A failed attempt of a window that had `failures_before` failed attempts before it.
+pub(crate) fn retry_or_give_up_after(
+    now: UnixTime,
+    failures_before: u32,
+    policy: &RetryPolicy,
+    reason: String,
+) -> RunStep {
+    let failures = failures_before + 1;
     if failures >= policy.max_attempts {
         RunStep::GiveUp { reason: format!("failed attempt {failures} of {}: {reason}", policy.max_attempts) }
     } else {
         RunStep::Retry { reason, not_before: now.plus_secs(backoff_secs(policy, failures)) }
+    }
+}
+
+/// What an attempt's own result says of a window that had `failures` failed attempts before it:
+/// publish, quarantine, or (a failure) retry after a backoff or give up. A run and a member of a
+/// group are judged alike.
+pub fn judge_result(now: UnixTime, failures: u32, policy: &RetryPolicy, result: &AttemptResult) -> RunStep {
+    match result.outcome {
+        AttemptOutcome::Succeeded => {
+            RunStep::Publish { prefix: result.output_prefix.clone(), rows: result.rows_written }
+        }
+        AttemptOutcome::Quarantined => RunStep::Quarantine {
+            reason: if result.schema_change.is_empty() { result.message.clone() } else { result.schema_change.clone() },
+        },
+        AttemptOutcome::Failed => {
+            let failed: Vec<&str> = result.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
+            let reason = if failed.is_empty() {
+                result.message.clone()
+            } else {
+                format!("{} (failed checks: {})", result.message, failed.join(", "))
+            };
+            retry_or_give_up_after(now, failures, policy, reason)
+        }
     }
 }
 
@@ -87,27 +120,7 @@ pub fn follow_run(
     result: Option<&AttemptResult>,
 ) -> RunStep {
     if let Some(result) = result.filter(|r| r.attempt == run.attempt) {
-        return match result.outcome {
-            AttemptOutcome::Succeeded => {
-                RunStep::Publish { prefix: result.output_prefix.clone(), rows: result.rows_written }
-            }
-            AttemptOutcome::Quarantined => RunStep::Quarantine {
-                reason: if result.schema_change.is_empty() {
-                    result.message.clone()
-                } else {
-                    result.schema_change.clone()
-                },
-            },
-            AttemptOutcome::Failed => {
-                let failed: Vec<&str> = result.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
-                let reason = if failed.is_empty() {
-                    result.message.clone()
-                } else {
-                    format!("{} (failed checks: {})", result.message, failed.join(", "))
-                };
-                retry_or_give_up(now, run, policy, reason)
-            }
-        };
+        return judge_result(now, run.failures, policy, result);
     }
     match (&run.status, batch) {
         // Never submitted again under the same attempt: Livy may have forgotten the batch in a

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod cluster;
 pub mod document;
 pub mod emr;
+pub mod group;
 pub mod ids;
 pub mod job;
 pub mod pool;
@@ -20,6 +21,9 @@ pub use batch::{BatchObservation, BatchPhase, BatchSubmission};
 pub use cluster::{Cluster, ClusterState};
 pub use document::{DefinitionError, FieldProblem};
 pub use emr::{EmrCluster, EmrState, LaunchRequest};
+pub use group::{
+    CohortKey, Group, GroupKey, GroupStatus, Member, MemberState, Shard, ShardJob, ShardKey, SHARD_MAX_JOBS,
+};
 pub use ids::{Attempt, ClusterKey, JobId, RunKey, SizeClass, Version};
 pub use job::{
     CatchUp, ExtractionSpec, JdbcSource, JobDefinition, JobKind, JobState, LivyBatchSpec, RetryPolicy, StreamingSpec,

@@ -1,0 +1,426 @@
+//! The grouped ledger's decisions (ARCHITECTURE.md, "Plan: the grouped ledger"): cutting a
+//! shard's due windows into a group, judging a group attempt's results member by member, and
+//! folding settled members into the shard's watermarks. Pure, like the rest of the engine; the
+//! per-window rules are the ones runs follow (`cut_windows`, `judge_result`, contiguous
+//! watermarks), so a group keeps every per-window promise.
+//!
+//! Not yet used by the handlers (the plan's later increments).
+
+use crate::runs::{judge_result, retry_or_give_up_after, RunStep};
+use crate::windows::cut_windows;
+use norris_model::{
+    Attempt, AttemptResult, ExtractionSpec, Group, GroupKey, GroupStatus, JobId, Member, MemberState, RetryPolicy,
+    Shard, UnixTime, Validity, Version,
+};
+use std::collections::BTreeMap;
+
+/// What a tick needs to know of a shard's jobs besides the shard: the extraction spec of each job
+/// that may run (enabled, with a valid definition; the others are held), and how many windows of
+/// each job are cut and not yet committed (members of the shard's uncommitted groups).
+#[derive(Debug, Clone, Default)]
+pub struct ShardView<'a> {
+    /// Specs of the jobs that may run.
+    pub runnable: BTreeMap<JobId, &'a ExtractionSpec>,
+    /// Cut and uncommitted windows per job.
+    pub uncommitted: BTreeMap<JobId, u32>,
+}
+
+/// The group a tick cuts from `shard` at `now`: every due window of every runnable, valid job
+/// (under each job's catch-up policy and in-flight limit), keyed by the shard's next `cut_seq`.
+/// `None` when nothing is due.
+pub fn plan_group(now: UnixTime, shard: &Shard, view: &ShardView<'_>) -> Option<Group> {
+    let mut members = Vec::new();
+    for (job_id, job) in &shard.jobs {
+        let Some(spec) = view.runnable.get(job_id).filter(|_| job.validity == Validity::Valid) else { continue };
+        let uncommitted = view.uncommitted.get(job_id).copied().unwrap_or(0);
+        let plan = cut_windows(now, spec, job.next_window_lo, uncommitted);
+        members.extend(plan.windows.into_iter().map(|window| Member {
+            job_id: job_id.clone(),
+            window,
+            failures: 0,
+            state: MemberState::ToDo,
+        }));
+    }
+    if members.is_empty() {
+        return None;
+    }
+    Some(Group {
+        key: GroupKey { shard: shard.key.clone(), seq: shard.cut_seq + 1 },
+        members,
+        attempt: Attempt::FIRST,
+        status: GroupStatus::Pending { not_before: now },
+        created_at: now,
+        updated_at: now,
+        last_outcome: None,
+        committed: false,
+        version: Version::INITIAL,
+    })
+}
+
+/// The shard once `group` is cut from it, whether this tick created the group or found it created
+/// by another (two ticks that read the same shard plan the same key, maybe with other windows;
+/// the stored group is the truth): each member's job resumes after its last window in the group,
+/// and the shard is due again when its earliest job is.
+pub fn shard_after_cut(now: UnixTime, shard: &Shard, group: &Group, view: &ShardView<'_>) -> Shard {
+    let mut next = shard.clone();
+    next.cut_seq = next.cut_seq.max(group.key.seq);
+    let mut cut: BTreeMap<&JobId, u32> = BTreeMap::new();
+    for member in &group.members {
+        if let Some(job) = next.jobs.get_mut(&member.job_id) {
+            job.next_window_lo = job.next_window_lo.max(member.window.hi);
+        }
+        *cut.entry(&member.job_id).or_default() += 1;
+    }
+    next.due_at = next
+        .jobs
+        .iter()
+        .filter(|(_, job)| job.validity == Validity::Valid)
+        .filter_map(|(id, job)| {
+            let spec = view.runnable.get(id)?;
+            let uncommitted = view.uncommitted.get(id).copied().unwrap_or(0) + cut.get(id).copied().unwrap_or(0);
+            Some(cut_windows(now, spec, job.next_window_lo, uncommitted).due_at)
+        })
+        .min();
+    next
+}
+
+/// What a group attempt's results did to its members, and what the group does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The group with its members updated (status and attempt unchanged: see `next`).
+    pub group: Group,
+    /// What the group does next.
+    pub next: GroupNext,
+    /// Jobs a member found a breaking schema change in, with what changed.
+    pub quarantined: Vec<(JobId, String)>,
+}
+
+/// A group's next step once its attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupNext {
+    /// Every member is published, failed or quarantined.
+    Settled,
+    /// Some members are left: a new attempt runs them, not before this (the backoff of the member
+    /// with the most failures).
+    Retry {
+        /// Earliest placement of the next attempt.
+        not_before: UnixTime,
+    },
+}
+
+/// Judges the ended attempt's `results` (one per member it ran, `run_key` `<job>@<window lo>`,
+/// written under the group's attempt; others are ignored) member by member, as a run's result is
+/// judged: published, quarantined, or a failure counted against the member's own budget (its
+/// job's `policies` entry, or the default). A member the attempt left without a result (the
+/// application died) counts a failure too. Members settled before are left as they are.
+pub fn settle_members(
+    now: UnixTime,
+    group: &Group,
+    results: &[AttemptResult],
+    policies: &BTreeMap<JobId, RetryPolicy>,
+) -> Settlement {
+    let of_attempt: BTreeMap<&str, &AttemptResult> =
+        results.iter().filter(|r| r.attempt == group.attempt).map(|r| (r.run_key.as_str(), r)).collect();
+    let mut next = group.clone();
+    let mut quarantined = Vec::new();
+    let mut retry_at: Option<UnixTime> = None;
+    for member in next.members.iter_mut().filter(|m| m.state == MemberState::ToDo) {
+        let policy = policies.get(&member.job_id).copied().unwrap_or_default();
+        let key = format!("{}@{}", member.job_id, member.window.lo.0);
+        let step = match of_attempt.get(key.as_str()) {
+            Some(result) => judge_result(now, member.failures, &policy, result),
+            None => retry_or_give_up_after(
+                now,
+                member.failures,
+                &policy,
+                "the attempt ended without a result for this window".into(),
+            ),
+        };
+        match step {
+            RunStep::Publish { rows, .. } => member.state = MemberState::Published { attempt: group.attempt, rows },
+            RunStep::Quarantine { reason } => {
+                quarantined.push((member.job_id.clone(), reason.clone()));
+                member.state = MemberState::Quarantined { reason };
+            }
+            RunStep::GiveUp { reason } => {
+                member.failures += 1;
+                member.state = MemberState::Failed { reason };
+            }
+            RunStep::Retry { not_before, .. } => {
+                member.failures += 1;
+                retry_at = Some(retry_at.map_or(not_before, |t| t.max(not_before)));
+            }
+            RunStep::Wait | RunStep::MarkRunning(_) | RunStep::Requeue { .. } => {}
+        }
+    }
+    // A member left to do is one that was retried, so `retry_at` is set exactly when some are.
+    let next_step = retry_at.map_or(GroupNext::Settled, |not_before| GroupNext::Retry { not_before });
+    Settlement { group: next, next: next_step, quarantined }
+}
+
+/// What folding a shard's groups into it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fold {
+    /// The shard with its watermarks moved, or `None` when none moved.
+    pub shard: Option<Shard>,
+    /// Groups now fully folded: nothing left to do and every published member under its job's
+    /// watermark. They are marked committed after the shard is written (a fold is idempotent, so
+    /// dying between the two writes only folds them again).
+    pub committed: Vec<GroupKey>,
+}
+
+/// Moves each job's watermark over the contiguous published windows of the shard's uncommitted
+/// `groups` (any order), as a run's watermark moves: never over a window that is still to do,
+/// failed or quarantined.
+pub fn fold_into_shard(shard: &Shard, groups: &[Group]) -> Fold {
+    let mut windows: BTreeMap<&JobId, Vec<(UnixTime, UnixTime, bool)>> = BTreeMap::new();
+    for member in groups.iter().filter(|g| g.key.shard == shard.key).flat_map(|g| &g.members) {
+        let published = matches!(member.state, MemberState::Published { .. });
+        windows.entry(&member.job_id).or_default().push((member.window.lo, member.window.hi, published));
+    }
+    let mut next = shard.clone();
+    let mut moved = false;
+    for (job_id, mut list) in windows {
+        let Some(job) = next.jobs.get_mut(job_id) else { continue };
+        list.sort();
+        for (lo, hi, published) in list {
+            if hi <= job.watermark {
+                continue;
+            }
+            if lo != job.watermark || !published {
+                break;
+            }
+            job.watermark = hi;
+            moved = true;
+        }
+    }
+    let committed = groups
+        .iter()
+        .filter(|g| g.key.shard == shard.key && !g.committed)
+        .filter(|g| {
+            g.members.iter().all(|m| {
+                matches!(m.state, MemberState::Published { .. })
+                    && next.jobs.get(&m.job_id).is_none_or(|job| m.window.hi <= job.watermark)
+            })
+        })
+        .map(|g| g.key.clone())
+        .collect();
+    Fold { shard: moved.then_some(next), committed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use norris_model::{AttemptOutcome, CohortKey, JobDefinition, ShardJob, ShardKey, SizeClass, Window};
+    use serde_json::json;
+
+    const T0: UnixTime = UnixTime(1_795_305_600);
+
+    fn def(id: &str, max_in_flight: u32) -> JobDefinition {
+        JobDefinition::from_document(&json!({
+            "job_id": id, "kind": "batch_extraction", "size_class": "small",
+            "interval_secs": 300, "lag_secs": 60, "start_at": "2026-11-22T00:00:00Z",
+            "max_windows_in_flight": max_in_flight,
+            "source": {"jdbc_url": "jdbc:mysql://db/shop",
+                "secret_arn": "arn:aws:secretsmanager:us-east-1:1:secret:s", "table": "t",
+                "watermark_column": "u", "primary_key": "id"},
+            "lake_uri": "s3://lake/t", "livy": {"file": "s3://code/extract.py"},
+            "retry": {"max_attempts": 2}
+        }))
+        .expect("valid")
+    }
+
+    fn shard(jobs: &[(&str, UnixTime)]) -> Shard {
+        let cohort = CohortKey { size_class: SizeClass::new("small"), interval_secs: 300, phase_secs: 60 };
+        Shard {
+            key: ShardKey { cohort, index: 0 },
+            jobs: jobs
+                .iter()
+                .map(|(id, at)| {
+                    let job = ShardJob {
+                        definition_hash: "h".into(),
+                        validity: Validity::Valid,
+                        watermark: *at,
+                        next_window_lo: *at,
+                        schema_hash: None,
+                    };
+                    (JobId::new(*id), job)
+                })
+                .collect(),
+            cut_seq: 0,
+            due_at: Some(T0),
+            version: Version::INITIAL,
+        }
+    }
+
+    fn result(member: &Member, attempt: u32, outcome: AttemptOutcome) -> AttemptResult {
+        AttemptResult {
+            run_key: format!("{}@{}", member.job_id, member.window.lo.0),
+            attempt: Attempt(attempt),
+            outcome,
+            rows_read: 3,
+            rows_written: 3,
+            checks: vec![],
+            schema_json: "[]".into(),
+            schema_verdict: "unchanged".into(),
+            schema_change: if outcome == AttemptOutcome::Quarantined {
+                "column x dropped".into()
+            } else {
+                String::new()
+            },
+            output_prefix: "s3://lake/t/data".into(),
+            message: "m".into(),
+            finished_at: T0,
+        }
+    }
+
+    #[test]
+    fn a_cohort_is_size_class_interval_and_the_lag_modulo_the_interval() {
+        let (a, mut b) = (def("a", 4), def("b", 4));
+        let spec_a = a.extraction().expect("extraction");
+        let small = SizeClass::new("small");
+        let cohort = CohortKey::of(&small, spec_a);
+        assert_eq!((cohort.interval_secs, cohort.phase_secs), (300, 60));
+        if let norris_model::JobKind::BatchExtraction(spec) = &mut b.kind {
+            spec.lag_secs = 360;
+        }
+        assert_eq!(CohortKey::of(&small, b.extraction().expect("extraction")), cohort, "due at the same moments");
+    }
+
+    #[test]
+    fn a_tick_cuts_every_runnable_jobs_due_windows_into_one_group_and_the_shard_resumes_after_them() {
+        let (a, b) = (def("a", 4), def("b", 4));
+        let mut shard = shard(&[("a", T0), ("b", T0.plus_secs(600)), ("held", T0)]);
+        let quarantined = Validity::Quarantined { reason: "column x dropped".into() };
+        shard.jobs.get_mut(&JobId::new("held")).expect("held").validity = quarantined;
+        let view = ShardView {
+            runnable: [("a", &a), ("b", &b), ("held", &a)]
+                .into_iter()
+                .map(|(id, d)| (JobId::new(id), d.extraction().expect("extraction")))
+                .collect(),
+            uncommitted: BTreeMap::new(),
+        };
+        // Three windows of `a` are due, one of `b`; `held` (quarantined) has none cut.
+        let now = T0.plus_secs(900 + 60);
+        let group = plan_group(now, &shard, &view).expect("due");
+        assert_eq!(group.key.seq, 1);
+        let cut: Vec<(&str, i64)> = group.members.iter().map(|m| (m.job_id.as_str(), m.window.lo.0 - T0.0)).collect();
+        assert_eq!(cut, vec![("a", 0), ("a", 300), ("a", 600), ("b", 600)]);
+        let after = shard_after_cut(now, &shard, &group, &view);
+        assert_eq!(after.cut_seq, 1);
+        assert_eq!(after.jobs[&JobId::new("a")].next_window_lo, T0.plus_secs(900));
+        assert_eq!(after.jobs[&JobId::new("b")].next_window_lo, T0.plus_secs(900));
+        assert_eq!(after.jobs[&JobId::new("held")].next_window_lo, T0, "held jobs are not cut");
+        assert_eq!(after.due_at, Some(T0.plus_secs(1200 + 60)), "next due when the next window ends, plus lag");
+        assert_eq!(plan_group(now, &after, &view), None, "nothing is cut twice");
+    }
+
+    #[test]
+    fn the_in_flight_limit_holds_a_job_back_and_keeps_the_shard_due() {
+        let a = def("a", 2);
+        let shard = shard(&[("a", T0)]);
+        let mut view = ShardView::default();
+        view.runnable.insert(JobId::new("a"), a.extraction().expect("extraction"));
+        view.uncommitted.insert(JobId::new("a"), 1);
+        let now = T0.plus_secs(900 + 60);
+        let group = plan_group(now, &shard, &view).expect("due");
+        assert_eq!(group.members.len(), 1, "two in flight at most, one already is");
+        let after = shard_after_cut(now, &shard, &group, &view);
+        assert_eq!(after.due_at, Some(now), "windows are still due: look again next tick");
+    }
+
+    #[test]
+    fn a_group_found_created_by_another_tick_is_the_one_the_shard_follows() {
+        let a = def("a", 4);
+        let shard = shard(&[("a", T0)]);
+        let mut view = ShardView::default();
+        view.runnable.insert(JobId::new("a"), a.extraction().expect("extraction"));
+        // Another tick, a little earlier, cut one window under the same key.
+        let theirs = plan_group(T0.plus_secs(360), &shard, &view).expect("due");
+        let ours = plan_group(T0.plus_secs(660), &shard, &view).expect("due");
+        assert_eq!(theirs.key, ours.key, "the same key: one conditional create wins");
+        assert_eq!((theirs.members.len(), ours.members.len()), (1, 2));
+        let after = shard_after_cut(T0.plus_secs(660), &shard, &theirs, &view);
+        assert_eq!(after.jobs[&JobId::new("a")].next_window_lo, T0.plus_secs(300), "the stored group is the truth");
+        let next = plan_group(T0.plus_secs(660), &after, &view).expect("the rest is cut next");
+        assert_eq!((next.key.seq, next.members[0].window.lo), (2, T0.plus_secs(300)));
+    }
+
+    #[test]
+    fn members_are_judged_one_by_one_and_what_is_left_runs_again_after_the_backoff() {
+        let (a, b) = (def("a", 4), def("b", 4));
+        let shard = shard(&[("a", T0), ("b", T0), ("c", T0), ("d", T0)]);
+        let mut view = ShardView::default();
+        for (id, d) in [("a", &a), ("b", &b), ("c", &a), ("d", &b)] {
+            view.runnable.insert(JobId::new(id), d.extraction().expect("extraction"));
+        }
+        let group = plan_group(T0.plus_secs(360), &shard, &view).expect("due");
+        let [ma, mb, mc, _md] = &group.members[..] else { panic!("four members: {:?}", group.members) };
+        let results = vec![
+            result(ma, 1, AttemptOutcome::Succeeded),
+            result(mb, 1, AttemptOutcome::Failed),
+            result(mc, 1, AttemptOutcome::Quarantined),
+            // `d` has no result: the application died before it.
+            result(ma, 2, AttemptOutcome::Failed), // another attempt's: ignored
+        ];
+        let policies = BTreeMap::from([(JobId::new("b"), RetryPolicy { max_attempts: 3, ..RetryPolicy::default() })]);
+        let now = T0.plus_secs(400);
+        let settled = settle_members(now, &group, &results, &policies);
+        let states: Vec<(&MemberState, u32)> = settled.group.members.iter().map(|m| (&m.state, m.failures)).collect();
+        assert_eq!(states[0], (&MemberState::Published { attempt: Attempt(1), rows: 3 }, 0));
+        assert_eq!(states[1], (&MemberState::ToDo, 1), "a failure with budget left");
+        assert!(matches!(states[2], (MemberState::Quarantined { .. }, 0)));
+        assert_eq!(states[3], (&MemberState::ToDo, 1), "no result: a failure");
+        assert_eq!(settled.quarantined, vec![(JobId::new("c"), "column x dropped".to_string())]);
+        let backoff = RetryPolicy::default().backoff_base_secs;
+        assert_eq!(settled.next, GroupNext::Retry { not_before: now.plus_secs(backoff) });
+        // The next attempt: `b` succeeds, `d` has no result again; the third: `d` (the default
+        // budget, 3 attempts) has none again and is given up, and the group settles.
+        let mut again = settled.group.clone();
+        again.attempt = Attempt(2);
+        let ok = result(&again.members[1], 2, AttemptOutcome::Succeeded);
+        let second = settle_members(now, &again, &[ok], &policies);
+        assert_eq!(second.group.members[1].state, MemberState::Published { attempt: Attempt(2), rows: 3 });
+        assert_eq!(second.group.members[3].failures, 2);
+        let mut last = second.group.clone();
+        last.attempt = Attempt(3);
+        let third = settle_members(now, &last, &[], &policies);
+        assert!(matches!(third.group.members[3].state, MemberState::Failed { .. }), "{:?}", third.group.members[3]);
+        assert_eq!(third.next, GroupNext::Settled);
+    }
+
+    #[test]
+    fn watermarks_move_over_contiguous_published_windows_across_groups_only() {
+        let shard = shard(&[("a", T0), ("b", T0)]);
+        let w = |i: i64| Window { lo: T0.plus_secs(300 * i), hi: T0.plus_secs(300 * (i + 1)) };
+        let member =
+            |id: &str, i: i64, state: MemberState| Member { job_id: JobId::new(id), window: w(i), failures: 0, state };
+        let published = || MemberState::Published { attempt: Attempt(1), rows: 1 };
+        let group = |seq: u64, members: Vec<Member>| Group {
+            key: GroupKey { shard: shard.key.clone(), seq },
+            members,
+            attempt: Attempt::FIRST,
+            status: GroupStatus::Settled { at: T0 },
+            created_at: T0,
+            updated_at: T0,
+            last_outcome: None,
+            committed: false,
+            version: Version::INITIAL,
+        };
+        // Group 2 is folded with group 1 whatever the order; `b`'s window 1 is still to do, so
+        // its window 2 waits, and group 2 (holding it) is not committed.
+        let groups = vec![
+            group(2, vec![member("a", 1, published()), member("b", 1, MemberState::ToDo), member("b", 2, published())]),
+            group(1, vec![member("a", 0, published()), member("b", 0, published())]),
+        ];
+        let fold = fold_into_shard(&shard, &groups);
+        let folded = fold.shard.expect("moved");
+        assert_eq!(folded.jobs[&JobId::new("a")].watermark, T0.plus_secs(600));
+        assert_eq!(folded.jobs[&JobId::new("b")].watermark, T0.plus_secs(300), "not over the window to do");
+        assert_eq!(fold.committed, vec![groups[1].key.clone()]);
+        // Folding again changes nothing (dying between the shard's write and the groups' is safe).
+        let again = fold_into_shard(&folded, &groups);
+        assert_eq!(again.shard, None);
+        assert_eq!(again.committed, vec![groups[1].key.clone()]);
+    }
+}
