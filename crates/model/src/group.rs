@@ -9,10 +9,12 @@
 
 use crate::ids::{Attempt, JobId, SizeClass, Version};
 use crate::job::{ExtractionSpec, Validity};
+use crate::result::AttemptResult;
 use crate::run::{BatchHandle, RunOutcome};
 use crate::time::{UnixTime, Window};
 use crate::ClusterKey;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Jobs whose windows become due at the same moments and run on the same clusters: one size
 /// class, one interval (windows are aligned to multiples of it from the epoch, so jobs with one
@@ -49,6 +51,14 @@ pub struct ShardKey {
     pub cohort: CohortKey,
     /// Which of the cohort's shards.
     pub index: u32,
+}
+
+impl fmt::Display for ShardKey {
+    /// `<size class>/<interval>/<phase>/<index>`: the shard's key in the ledger and in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.cohort;
+        write!(f, "{}/{}/{}/{}", c.size_class, c.interval_secs, c.phase_secs, self.index)
+    }
 }
 
 /// One job's line in its shard: what the per-job state holds, with the accepted schema by hash
@@ -130,6 +140,13 @@ pub struct GroupKey {
     pub seq: u64,
 }
 
+impl fmt::Display for GroupKey {
+    /// `<shard>/<seq>`: the group's key in logs, results and batch names.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.shard, self.seq)
+    }
+}
+
 /// Where a group's current attempt is: the run's state machine, for a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupStatus {
@@ -189,4 +206,18 @@ impl Group {
     pub fn to_do(&self) -> impl Iterator<Item = &Member> {
         self.members.iter().filter(|m| m.state == MemberState::ToDo)
     }
+}
+
+/// What one attempt of a group reported, written by its Spark application: a result per member
+/// it ran (`run_key` `<job>@<window lo>`, `attempt` the group's), judged member by member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupResult {
+    /// The group.
+    pub group: GroupKey,
+    /// The attempt that wrote it.
+    pub attempt: Attempt,
+    /// One per member the attempt ran.
+    pub members: Vec<AttemptResult>,
+    /// When the attempt ended.
+    pub finished_at: UnixTime,
 }

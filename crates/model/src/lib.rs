@@ -22,7 +22,8 @@ pub use cluster::{Cluster, ClusterState};
 pub use document::{DefinitionError, FieldProblem};
 pub use emr::{EmrCluster, EmrState, LaunchRequest};
 pub use group::{
-    CohortKey, Group, GroupKey, GroupStatus, Member, MemberState, Shard, ShardJob, ShardKey, SHARD_MAX_JOBS,
+    CohortKey, Group, GroupKey, GroupResult, GroupStatus, Member, MemberState, Shard, ShardJob, ShardKey,
+    SHARD_MAX_JOBS,
 };
 pub use ids::{Attempt, ClusterKey, JobId, RunKey, SizeClass, Version};
 pub use job::{

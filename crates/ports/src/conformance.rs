@@ -4,10 +4,11 @@
 //!
 //! This is test code compiled into the library (feature `conformance`): it panics on a failure.
 
-use crate::store::{Annotation, StateStore, WriteError};
+use crate::store::{Annotation, GroupStore, StateStore, WriteError};
 use norris_model::{
-    Attempt, AttemptOutcome, AttemptResult, BatchHandle, Check, Cluster, ClusterKey, ClusterState, JobDefinition,
-    JobId, JobState, Run, RunOutcome, RunStatus, SizeClass, UnixTime, Validity, Version, Window,
+    Attempt, AttemptOutcome, AttemptResult, BatchHandle, Check, Cluster, ClusterKey, ClusterState, CohortKey, Group,
+    GroupKey, GroupResult, GroupStatus, JobDefinition, JobId, JobState, Member, MemberState, Run, RunOutcome,
+    RunStatus, Shard, ShardJob, ShardKey, SizeClass, UnixTime, Validity, Version, Window, SHARD_MAX_JOBS,
 };
 use serde_json::{json, Value};
 
@@ -365,4 +366,201 @@ async fn batch_reads_return_what_exists_once_past_a_hundred_keys<S: StateStore>(
     assert_eq!(rows, (0..130).sum::<u64>(), "each result read whole, once");
     assert!(store.get_job_states(&[]).await.expect("no keys").is_empty());
     assert!(store.get_attempt_results(&[]).await.expect("no keys").is_empty());
+}
+
+/// Runs every check of the grouped ledger's store against `store`, with keys under `ns`.
+pub async fn run_groups<S: GroupStore>(store: &S, ns: &str) {
+    shards_are_created_once_updated_by_version_and_found_by_due_time(store, ns).await;
+    a_full_shard_round_trips(store, ns).await;
+    groups_are_cut_once_and_open_until_committed(store, ns).await;
+    group_results_round_trip_per_attempt(store, ns).await;
+}
+
+fn cohort(ns: &str, interval_secs: i64) -> CohortKey {
+    CohortKey { size_class: SizeClass::new(format!("{ns}-small")), interval_secs, phase_secs: 60 }
+}
+
+fn shard(cohort: &CohortKey, index: u32, jobs: usize, due_at: Option<UnixTime>) -> Shard {
+    let job = |i: usize| ShardJob {
+        definition_hash: format!("hash-{i}"),
+        validity: match i % 3 {
+            0 => Validity::Valid,
+            1 => Validity::Invalid {
+                problems: vec![norris_model::FieldProblem {
+                    path: "source.table".into(),
+                    reason: "must be a non-empty string".into(),
+                }],
+            },
+            _ => Validity::Quarantined { reason: "column price changed type from int to string".into() },
+        },
+        watermark: T0.plus_secs(300 * i as i64),
+        next_window_lo: T0.plus_secs(300 * (i as i64 + 2)),
+        schema_hash: i.is_multiple_of(2).then(|| format!("schema-{i}")),
+    };
+    Shard {
+        key: ShardKey { cohort: cohort.clone(), index },
+        jobs: (0..jobs).map(|i| (JobId::new(format!("{}-job-{i:03}", cohort.size_class)), job(i))).collect(),
+        cut_seq: 7,
+        due_at,
+        version: Version::INITIAL,
+    }
+}
+
+async fn shards_are_created_once_updated_by_version_and_found_by_due_time<S: GroupStore>(store: &S, ns: &str) {
+    let (five, hourly) = (cohort(ns, 300), cohort(ns, 3600));
+    let early = UnixTime(1_000_000);
+    let s0 = store.create_shard(&shard(&five, 0, 3, Some(early))).await.expect("create 0");
+    store.create_shard(&shard(&five, 1, 3, Some(early.plus_secs(60)))).await.expect("create 1");
+    store.create_shard(&shard(&hourly, 0, 3, Some(early.plus_secs(10_000)))).await.expect("create hourly");
+    store.create_shard(&shard(&hourly, 1, 3, None)).await.expect("create held");
+    assert_eq!(store.get_shard(&s0.key).await.expect("get"), Some(s0.clone()), "shards round-trip");
+    assert!(matches!(
+        store.create_shard(&shard(&five, 0, 1, None)).await,
+        Err(WriteError::Conflict { current: Some(c) }) if *c == s0
+    ));
+    let indexes = |shards: Vec<Shard>| shards.into_iter().map(|s| s.key.index).collect::<Vec<_>>();
+    assert_eq!(indexes(store.shards_of_cohort(&five).await.expect("cohort")), vec![0, 1]);
+    assert_eq!(indexes(store.shards_of_cohort(&hourly).await.expect("cohort")), vec![0, 1]);
+
+    let due = store.due_shards(early.plus_secs(120), 1000).await.expect("due");
+    let mine: Vec<(i64, u32)> = due
+        .iter()
+        .filter(|s| s.key.cohort.size_class.as_str().starts_with(&format!("{ns}-")))
+        .map(|s| (s.key.cohort.interval_secs, s.key.index))
+        .collect();
+    assert_eq!(mine, vec![(300, 0), (300, 1)], "only due, earliest first");
+    assert_eq!(store.due_shards(early.plus_secs(120), 1).await.expect("due").len(), 1, "at most the limit");
+
+    let mut cut = s0.clone();
+    cut.cut_seq += 1;
+    cut.due_at = Some(early.plus_secs(5_000));
+    cut.jobs.values_mut().for_each(|j| j.next_window_lo = j.next_window_lo.plus_secs(300));
+    let cut = store.update_shard(&cut).await.expect("update");
+    assert_eq!(cut.version, Version(2));
+    assert_eq!(store.get_shard(&s0.key).await.expect("get"), Some(cut.clone()));
+    assert!(matches!(
+        store.update_shard(&s0).await,
+        Err(WriteError::Conflict { current: Some(c) }) if *c == cut
+    ));
+    let due = store.due_shards(early.plus_secs(120), 1000).await.expect("due");
+    assert!(!due.iter().any(|s| s.key == s0.key), "a shard due later leaves the due set");
+}
+
+async fn a_full_shard_round_trips<S: GroupStore>(store: &S, ns: &str) {
+    let full = shard(&cohort(ns, 900), 0, SHARD_MAX_JOBS, Some(T0));
+    let created = store.create_shard(&full).await.expect("a shard of the most jobs fits one item");
+    assert_eq!(store.get_shard(&full.key).await.expect("get"), Some(created));
+}
+
+fn group(shard: &ShardKey, seq: u64, ns: &str) -> Group {
+    let member = |i: i64, state: MemberState| Member {
+        job_id: JobId::new(format!("{ns}-job-{i}")),
+        window: window(i),
+        failures: (i % 3) as u32,
+        state,
+    };
+    Group {
+        key: GroupKey { shard: shard.clone(), seq },
+        members: vec![
+            member(0, MemberState::ToDo),
+            member(1, MemberState::Published { attempt: Attempt(2), rows: 12 }),
+            member(2, MemberState::Failed { reason: "the batch died: OutOfMemoryError".into() }),
+            member(3, MemberState::Quarantined { reason: "column price dropped".into() }),
+        ],
+        attempt: Attempt(3),
+        status: GroupStatus::Pending { not_before: T0.plus_secs(60) },
+        created_at: T0,
+        updated_at: T0.plus_secs(5),
+        last_outcome: Some(RunOutcome {
+            attempt: Attempt(2),
+            summary: "moved off cluster small-3: EMR TERMINATED_WITH_ERRORS (INSTANCE_FAILURE)".into(),
+            moved_off: Some(ClusterKey::new("small-3")),
+        }),
+        committed: false,
+        version: Version::INITIAL,
+    }
+}
+
+async fn groups_are_cut_once_and_open_until_committed<S: GroupStore>(store: &S, ns: &str) {
+    let shard = ShardKey { cohort: cohort(ns, 1800), index: 0 };
+    let g1 = store.create_group(&group(&shard, 1, ns)).await.expect("create 1");
+    assert_eq!(store.get_group(&g1.key).await.expect("get"), Some(g1.clone()), "groups round-trip");
+    let mut other_cut = group(&shard, 1, ns);
+    other_cut.members.truncate(1);
+    assert!(
+        matches!(store.create_group(&other_cut).await, Err(WriteError::Conflict { current: Some(c) }) if *c == g1),
+        "a cut happens once: the loser sees the stored group"
+    );
+    let g2 = store.create_group(&group(&shard, 2, ns)).await.expect("create 2");
+
+    // Each state a group's attempt goes through round-trips, and a stale version is refused.
+    let mut submitting = g1.clone();
+    submitting.status = GroupStatus::Submitting { cluster: ClusterKey::new("small-4"), since: T0.plus_secs(70) };
+    let submitting = store.update_group(&submitting).await.expect("submitting");
+    let mut running = submitting.clone();
+    running.status = GroupStatus::Running {
+        cluster: ClusterKey::new("small-4"),
+        batch: BatchHandle { livy_batch_id: 17, batch_name: format!("norris-g-{}-a3", g1.key) },
+        since: T0.plus_secs(80),
+    };
+    let running = store.update_group(&running).await.expect("running");
+    assert_eq!(running.version, Version(3));
+    assert_eq!(store.get_group(&g1.key).await.expect("get"), Some(running.clone()));
+    assert!(matches!(
+        store.update_group(&submitting).await,
+        Err(WriteError::Conflict { current: Some(c) }) if *c == running
+    ));
+    let open = |groups: Vec<Group>| groups.into_iter().filter(|g| g.key.shard == shard).collect::<Vec<_>>();
+    assert_eq!(open(store.open_groups().await.expect("open")), vec![running.clone(), g2.clone()], "key order");
+
+    let mut settled = running.clone();
+    settled.status = GroupStatus::Settled { at: T0.plus_secs(400) };
+    settled.members[0].state = MemberState::Published { attempt: Attempt(3), rows: 0 };
+    settled.last_outcome = None;
+    let settled = store.update_group(&settled).await.expect("settled");
+    assert_eq!(store.get_group(&g1.key).await.expect("get"), Some(settled.clone()));
+    assert_eq!(open(store.open_groups().await.expect("open")).len(), 2, "settled, not yet folded: still open");
+    let mut committed = settled.clone();
+    committed.committed = true;
+    store.update_group(&committed).await.expect("committed");
+    assert_eq!(open(store.open_groups().await.expect("open")), vec![g2], "committed groups leave the open set");
+}
+
+async fn group_results_round_trip_per_attempt<S: GroupStore>(store: &S, ns: &str) {
+    let key = GroupKey { shard: ShardKey { cohort: cohort(ns, 7200), index: 3 }, seq: 41 };
+    let member = |i: i64, outcome: AttemptOutcome| AttemptResult {
+        run_key: format!("{ns}-job-{i}@{}", window(i).lo.0),
+        attempt: Attempt(2),
+        outcome,
+        rows_read: 10 + i as u64,
+        rows_written: if outcome == AttemptOutcome::Succeeded { 10 } else { 0 },
+        checks: if outcome == AttemptOutcome::Failed {
+            vec![Check { name: "primary key unique".into(), passed: false, detail: "2 duplicates".into() }]
+        } else {
+            vec![]
+        },
+        schema_json: r#"[{"name":"id","type":"bigint","nullable":false}]"#.into(),
+        schema_verdict: if outcome == AttemptOutcome::Quarantined { "breaking".into() } else { "unchanged".into() },
+        schema_change: if outcome == AttemptOutcome::Quarantined {
+            "column price dropped".into()
+        } else {
+            String::new()
+        },
+        output_prefix: format!("file:///tmp/lake/j{i}/data/window_lo={}/attempt=2", window(i).lo.0),
+        message: "m".into(),
+        finished_at: T0.plus_secs(30),
+    };
+    let result = GroupResult {
+        group: key.clone(),
+        attempt: Attempt(2),
+        members: vec![
+            member(0, AttemptOutcome::Succeeded),
+            member(1, AttemptOutcome::Failed),
+            member(2, AttemptOutcome::Quarantined),
+        ],
+        finished_at: T0.plus_secs(31),
+    };
+    store.put_group_result(&result).await.expect("put");
+    let asked = [(key.clone(), Attempt(2)), (key.clone(), Attempt(1)), (key.clone(), Attempt(2))];
+    assert_eq!(store.get_group_results(&asked).await.expect("get"), vec![result], "per attempt, once each");
 }

@@ -21,4 +21,4 @@ pub use emr::{EmrError, EmrService, InstancePlacement};
 pub use memory::MemoryStore;
 pub use memory_emr::MemoryEmr;
 pub use memory_livy::MemoryLivy;
-pub use store::{Annotation, DefinitionRecord, StateStore, StoreError, WriteError};
+pub use store::{Annotation, DefinitionRecord, GroupStore, StateStore, StoreError, WriteError};

@@ -2,9 +2,10 @@
 //! versioned updates that report the current item on conflict, and definition documents kept as
 //! written (so malformed ones read back as validation errors, as they do from DynamoDB).
 
-use crate::store::{Annotation, DefinitionRecord, StateStore, StoreError, WriteError};
+use crate::store::{Annotation, DefinitionRecord, GroupStore, StateStore, StoreError, WriteError};
 use norris_model::{
-    Attempt, AttemptResult, Cluster, ClusterKey, JobDefinition, JobId, JobState, PoolDefinition, Run, RunKey, UnixTime,
+    Attempt, AttemptResult, Cluster, ClusterKey, CohortKey, Group, GroupKey, GroupResult, JobDefinition, JobId,
+    JobState, PoolDefinition, Run, RunKey, Shard, ShardKey, UnixTime,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +20,11 @@ struct Tables {
     clusters: BTreeMap<ClusterKey, Cluster>,
     periodic: BTreeMap<String, UnixTime>,
     results: BTreeMap<(String, Attempt), AttemptResult>,
+    shards: BTreeMap<ShardKey, Shard>,
+    groups: BTreeMap<GroupKey, Group>,
+    /// The groups not yet committed: the adapter's sparse index of open groups.
+    open_groups: BTreeSet<GroupKey>,
+    group_results: BTreeMap<(GroupKey, Attempt), GroupResult>,
     /// The runs not yet finished: the adapter's sparse `active` index.
     active_runs: BTreeSet<RunKey>,
     /// A journal of run writes, so the simulator's checks look only at what changed.
@@ -28,6 +34,15 @@ struct Tables {
 }
 
 impl Tables {
+    /// Keeps the open-groups index true after a group was written.
+    fn group_written(&mut self, group: &Group) {
+        if group.committed {
+            self.open_groups.remove(&group.key);
+        } else {
+            self.open_groups.insert(group.key.clone());
+        }
+    }
+
     /// Keeps the active index and the journal true after a run was written.
     fn run_written(&mut self, run: &Run) {
         let key = run.key();
@@ -298,6 +313,77 @@ impl StateStore for MemoryStore {
     async fn put_attempt_result(&self, result: &AttemptResult) -> Result<(), StoreError> {
         yield_now().await;
         self.lock().results.insert((result.run_key.clone(), result.attempt), result.clone());
+        Ok(())
+    }
+}
+
+impl GroupStore for MemoryStore {
+    async fn create_shard(&self, shard: &Shard) -> Result<Shard, WriteError<Shard>> {
+        yield_now().await;
+        create(&mut self.lock().shards, shard.key.clone(), shard)
+    }
+
+    async fn update_shard(&self, shard: &Shard) -> Result<Shard, WriteError<Shard>> {
+        yield_now().await;
+        update(&mut self.lock().shards, shard.key.clone(), shard, |s| s.version, |s| s.version = s.version.next())
+    }
+
+    async fn get_shard(&self, key: &ShardKey) -> Result<Option<Shard>, StoreError> {
+        yield_now().await;
+        Ok(self.lock().shards.get(key).cloned())
+    }
+
+    async fn shards_of_cohort(&self, cohort: &CohortKey) -> Result<Vec<Shard>, StoreError> {
+        yield_now().await;
+        Ok(self.lock().shards.values().filter(|s| &s.key.cohort == cohort).cloned().collect())
+    }
+
+    async fn due_shards(&self, now: UnixTime, limit: usize) -> Result<Vec<Shard>, StoreError> {
+        yield_now().await;
+        let t = self.lock();
+        let mut due: Vec<Shard> = t.shards.values().filter(|s| s.due_at.is_some_and(|d| d <= now)).cloned().collect();
+        due.sort_by(|a, b| (a.due_at, &a.key).cmp(&(b.due_at, &b.key)));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn create_group(&self, group: &Group) -> Result<Group, WriteError<Group>> {
+        yield_now().await;
+        let mut t = self.lock();
+        let created = create(&mut t.groups, group.key.clone(), group)?;
+        t.group_written(&created);
+        Ok(created)
+    }
+
+    async fn update_group(&self, group: &Group) -> Result<Group, WriteError<Group>> {
+        yield_now().await;
+        let mut t = self.lock();
+        let updated = update(&mut t.groups, group.key.clone(), group, |g| g.version, |g| g.version = g.version.next())?;
+        t.group_written(&updated);
+        Ok(updated)
+    }
+
+    async fn get_group(&self, key: &GroupKey) -> Result<Option<Group>, StoreError> {
+        yield_now().await;
+        Ok(self.lock().groups.get(key).cloned())
+    }
+
+    async fn open_groups(&self) -> Result<Vec<Group>, StoreError> {
+        yield_now().await;
+        let t = self.lock();
+        Ok(t.open_groups.iter().filter_map(|key| t.groups.get(key).cloned()).collect())
+    }
+
+    async fn get_group_results(&self, attempts: &[(GroupKey, Attempt)]) -> Result<Vec<GroupResult>, StoreError> {
+        yield_now().await;
+        let t = self.lock();
+        let unique: BTreeSet<&(GroupKey, Attempt)> = attempts.iter().collect();
+        Ok(unique.into_iter().filter_map(|k| t.group_results.get(k).cloned()).collect())
+    }
+
+    async fn put_group_result(&self, result: &GroupResult) -> Result<(), StoreError> {
+        yield_now().await;
+        self.lock().group_results.insert((result.group.clone(), result.attempt), result.clone());
         Ok(())
     }
 }

@@ -2,8 +2,8 @@
 //! (control-plane-owned ledger). Every ledger write is conditional on the version it read.
 
 use norris_model::{
-    job::definition_hash, Attempt, AttemptResult, Cluster, ClusterKey, DefinitionError, FieldProblem, JobDefinition,
-    JobId, JobState, PoolDefinition, Run, RunKey, UnixTime,
+    job::definition_hash, Attempt, AttemptResult, Cluster, ClusterKey, CohortKey, DefinitionError, FieldProblem, Group,
+    GroupKey, GroupResult, JobDefinition, JobId, JobState, PoolDefinition, Run, RunKey, Shard, ShardKey, UnixTime,
 };
 use serde_json::Value;
 use std::future::Future;
@@ -229,4 +229,43 @@ pub trait StateStore: Send + Sync {
     /// Writes an attempt's result. In production the Spark job writes it (see `livy-jobs/README.md`);
     /// tests and the simulator write it through here.
     fn put_attempt_result(&self, result: &AttemptResult) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The grouped ledger's store (ARCHITECTURE.md, "Plan: the grouped ledger"): shards and groups,
+/// with the same rules as [`StateStore`] (conditional creates, versioned updates that return the
+/// current item on conflict, hot-path queries that cost O(result)). Implementations: the
+/// DynamoDB adapter and [`crate::MemoryStore`], checked by the same conformance suite. Not yet
+/// used by the handlers.
+pub trait GroupStore: Send + Sync {
+    /// Creates a shard; `Conflict` if it exists.
+    fn create_shard(&self, shard: &Shard) -> impl Future<Output = Result<Shard, WriteError<Shard>>> + Send;
+    /// Replaces a shard if its version is unchanged.
+    fn update_shard(&self, shard: &Shard) -> impl Future<Output = Result<Shard, WriteError<Shard>>> + Send;
+    /// Reads one shard.
+    fn get_shard(&self, key: &ShardKey) -> impl Future<Output = Result<Option<Shard>, StoreError>> + Send;
+    /// A cohort's shards, by index: where the definition sweep puts a new job (a few per cohort).
+    fn shards_of_cohort(&self, cohort: &CohortKey) -> impl Future<Output = Result<Vec<Shard>, StoreError>> + Send;
+    /// Shards with `due_at <= now`, earliest first, at most `limit`: a tick's reads grow with the
+    /// shards due, not with all jobs.
+    fn due_shards(&self, now: UnixTime, limit: usize) -> impl Future<Output = Result<Vec<Shard>, StoreError>> + Send;
+
+    /// Creates a group; `Conflict` (with the stored group) if its key exists: a cut happens once.
+    fn create_group(&self, group: &Group) -> impl Future<Output = Result<Group, WriteError<Group>>> + Send;
+    /// Replaces a group if its version is unchanged.
+    fn update_group(&self, group: &Group) -> impl Future<Output = Result<Group, WriteError<Group>>> + Send;
+    /// Reads one group.
+    fn get_group(&self, key: &GroupKey) -> impl Future<Output = Result<Option<Group>, StoreError>> + Send;
+    /// Every group not yet committed (still running members, or settled and not yet folded into
+    /// its shard), in key order: what a tick follows and folds.
+    fn open_groups(&self) -> impl Future<Output = Result<Vec<Group>, StoreError>> + Send;
+
+    /// The results the named group attempts reported (those that wrote none left out), strongly
+    /// consistent.
+    fn get_group_results(
+        &self,
+        attempts: &[(GroupKey, Attempt)],
+    ) -> impl Future<Output = Result<Vec<GroupResult>, StoreError>> + Send;
+    /// Writes a group attempt's result. In production the Spark application writes it; tests and
+    /// the simulator write it through here.
+    fn put_group_result(&self, result: &GroupResult) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
