@@ -3,7 +3,7 @@
 //! This crate is the only code that knows how norris's records are laid out as DynamoDB items
 //! (`items`), how human-written definition documents map to attribute values (`document`), and
 //! which tables and indexes exist (`schema`, from `infra/tables.json`). Everything above it speaks
-//! `norris_ports::StateStore`.
+//! `norris_ports::StateStore` and `norris_ports::GroupStore`.
 
 mod document;
 mod items;

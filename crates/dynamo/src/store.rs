@@ -1,4 +1,4 @@
-//! `StateStore` on DynamoDB. Every ledger write is a conditional PutItem of the whole item
+//! `StateStore` and `GroupStore` on DynamoDB. Every ledger write is a conditional PutItem of the whole item
 //! (`attribute_not_exists(pk)` to create, `version = :read` to update), returning the stored item
 //! on a lost condition (`ReturnValuesOnConditionCheckFailure=ALL_OLD`) so the caller can decide
 //! again without another read.
@@ -10,9 +10,10 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 use norris_model::{
-    Attempt, AttemptResult, Cluster, ClusterKey, JobDefinition, JobId, JobState, PoolDefinition, Run, RunKey, UnixTime,
+    Attempt, AttemptResult, Cluster, ClusterKey, CohortKey, Group, GroupKey, GroupResult, JobDefinition, JobId,
+    JobState, PoolDefinition, Run, RunKey, Shard, ShardKey, UnixTime,
 };
-use norris_ports::{Annotation, DefinitionRecord, StateStore, StoreError, WriteError};
+use norris_ports::{Annotation, DefinitionRecord, GroupStore, StateStore, StoreError, WriteError};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -509,5 +510,135 @@ impl StateStore for DynamoStore {
             )
             .await?;
         collect(&items, items::cluster_from_item)
+    }
+}
+
+/// The grouped ledger's items live in the ledger table beside job states and runs, in index
+/// partitions of their own (`items::DUE_SHARDS`, `items::OPEN_GROUPS`), written by the same
+/// conditional put.
+impl GroupStore for DynamoStore {
+    async fn create_shard(&self, shard: &Shard) -> Result<Shard, WriteError<Shard>> {
+        let item = items::shard_item(shard);
+        self.put_conditionally("create_shard", item, Condition::Create, shard.clone(), items::shard_from_item).await
+    }
+
+    async fn update_shard(&self, shard: &Shard) -> Result<Shard, WriteError<Shard>> {
+        let mut next = shard.clone();
+        next.version = shard.version.next();
+        let item = items::shard_item(&next);
+        self.put_conditionally("update_shard", item, Condition::Version(shard.version.0), next, items::shard_from_item)
+            .await
+    }
+
+    async fn get_shard(&self, key: &ShardKey) -> Result<Option<Shard>, StoreError> {
+        let item = self.get_ledger_item("get_shard", items::cohort_pk(&key.cohort), items::shard_sk(key.index)).await?;
+        item.as_ref().map(items::shard_from_item).transpose()
+    }
+
+    async fn shards_of_cohort(&self, cohort: &CohortKey) -> Result<Vec<Shard>, StoreError> {
+        let items = self
+            .query_all(
+                "shards_of_cohort",
+                || {
+                    self.client
+                        .query()
+                        .table_name(&self.tables.ledger)
+                        .consistent_read(true)
+                        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                        .expression_attribute_values(":pk", s(items::cohort_pk(cohort)))
+                        .expression_attribute_values(":prefix", s(items::SHARD_SK_PREFIX))
+                },
+                usize::MAX,
+            )
+            .await?;
+        collect(&items, items::shard_from_item)
+    }
+
+    async fn due_shards(&self, now: UnixTime, limit: usize) -> Result<Vec<Shard>, StoreError> {
+        let items = self
+            .query_all(
+                "due_shards",
+                || {
+                    self.client
+                        .query()
+                        .table_name(&self.tables.ledger)
+                        .index_name("due")
+                        .key_condition_expression("due_shard = :shard AND due_at <= :now")
+                        .expression_attribute_values(":shard", s(items::DUE_SHARDS))
+                        .expression_attribute_values(":now", n(now.0))
+                },
+                limit,
+            )
+            .await?;
+        let mut due = collect(&items, items::shard_from_item)?;
+        // The index orders by due time only; shards due at the same moment come in key order,
+        // as they do from the in-memory store.
+        due.sort_by(|a, b| (a.due_at, &a.key).cmp(&(b.due_at, &b.key)));
+        Ok(due)
+    }
+
+    async fn create_group(&self, group: &Group) -> Result<Group, WriteError<Group>> {
+        let item = items::group_item(group);
+        self.put_conditionally("create_group", item, Condition::Create, group.clone(), items::group_from_item).await
+    }
+
+    async fn update_group(&self, group: &Group) -> Result<Group, WriteError<Group>> {
+        let mut next = group.clone();
+        next.version = group.version.next();
+        let item = items::group_item(&next);
+        self.put_conditionally("update_group", item, Condition::Version(group.version.0), next, items::group_from_item)
+            .await
+    }
+
+    async fn get_group(&self, key: &GroupKey) -> Result<Option<Group>, StoreError> {
+        let item = self.get_ledger_item("get_group", items::groups_pk(&key.shard), items::group_sk(key.seq)).await?;
+        item.as_ref().map(items::group_from_item).transpose()
+    }
+
+    async fn open_groups(&self) -> Result<Vec<Group>, StoreError> {
+        let items = self
+            .query_all(
+                "open_groups",
+                || {
+                    self.client
+                        .query()
+                        .table_name(&self.tables.ledger)
+                        .index_name("active")
+                        .key_condition_expression("active_shard = :shard")
+                        .expression_attribute_values(":shard", s(items::OPEN_GROUPS))
+                },
+                usize::MAX,
+            )
+            .await?;
+        collect(&items, items::group_from_item)
+    }
+
+    async fn get_group_results(&self, attempts: &[(GroupKey, Attempt)]) -> Result<Vec<GroupResult>, StoreError> {
+        let unique: BTreeSet<&(GroupKey, Attempt)> = attempts.iter().collect();
+        let keys = unique
+            .into_iter()
+            .map(|(group, attempt)| {
+                HashMap::from([
+                    ("run_key".to_string(), s(items::group_result_key(group))),
+                    ("attempt".to_string(), n(attempt.0)),
+                ])
+            })
+            .collect();
+        let found = self.batch_get("get_group_results", &self.tables.results, keys).await?;
+        let mut results = collect(&found, items::group_result_from_item)?;
+        // BatchGetItem answers in no particular order; the in-memory store answers in key order.
+        results.sort_by(|a, b| (&a.group, a.attempt).cmp(&(&b.group, b.attempt)));
+        Ok(results)
+    }
+
+    async fn put_group_result(&self, result: &GroupResult) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.results)
+            .set_item(Some(items::group_result_item(result)))
+            .send()
+            .await
+            .map_err(|e| classify("put_group_result", e))?;
+        Ok(())
     }
 }

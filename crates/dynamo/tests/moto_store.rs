@@ -27,6 +27,12 @@ async fn dynamo_store_keeps_the_store_contract() {
     norris_ports::conformance::run_all(&store, "dyn").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_store_keeps_the_group_store_contract() {
+    let (store, _) = fresh_store("groups").await;
+    norris_ports::conformance::run_groups(&store, "dyn").await;
+}
+
 #[tokio::test]
 async fn console_style_items_with_wrong_types_read_as_errors_naming_the_field() {
     let (store, client) = fresh_store("console").await;
