@@ -29,6 +29,10 @@ Deletes: a watermark read cannot see hard deletes. A ``soft_delete_column`` trav
 (it must survive ``select``), so the lake's latest version of a key carries the deletion; hard deletes need
 change-data-capture from the binlog.
 
+Groups: with ``--group-spec`` (or ``--group-spec-uri``) one application runs a group attempt's members, each
+as above under the group's attempt, on a thread pool, and writes one compact group result item instead
+(``run_group``; livy-jobs/README.md, "Groups").
+
 Importing this module does no work; ``run(spark, spec)`` is the whole job for an existing SparkSession and
 ``main()`` builds a SparkSession around it.
 """
@@ -45,6 +49,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -77,6 +82,23 @@ SUCCEEDED, FAILED, QUARANTINED = "succeeded", "failed", "quarantined"
 FIRST, UNCHANGED, EVOLVED, BREAKING = "first", "unchanged", "evolved", "breaking"
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_BAD_SPEC, EXIT_QUARANTINED, EXIT_NO_RESULT = 0, 1, 2, 3, 4
+GROUP_MAX_PARALLEL = 64
+# A group result's members, with the short attribute names the control plane reads (one item holds a
+# member per window of the group, so names are paid once per member).
+MEMBER_NAMES = {
+    "run_key": "k",
+    "attempt": "a",
+    "outcome": "o",
+    "rows_read": "rr",
+    "rows_written": "rw",
+    "checks": "c",
+    "schema": "s",
+    "schema_verdict": "sv",
+    "schema_change": "sc",
+    "output_prefix": "op",
+    "message": "m",
+    "finished_at": "t",
+}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -869,6 +891,18 @@ def run(spark: SparkSession, raw_spec: Mapping[str, Any]) -> dict[str, Any]:
     ResultWriteError when the item cannot be written; every other failure becomes a ``failed`` item.
     """
     identity = parse_identity(raw_spec)
+    result = evaluate(spark, raw_spec)
+    put_result(identity.results_table, result)
+    return result
+
+
+def evaluate(spark: SparkSession, raw_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Runs one extraction and returns its result (Python values) without writing it.
+
+    Raises SpecError when the spec lacks what a result needs (run_key, attempt, results_table); every
+    other failure becomes a ``failed`` result.
+    """
+    identity = parse_identity(raw_spec)
     progress = _Progress()
     try:
         spec = parse_spec(raw_spec)
@@ -895,9 +929,120 @@ def run(spark: SparkSession, raw_spec: Mapping[str, Any]) -> dict[str, Any]:
         schema=progress.schema,
         verdict=progress.verdict,
     )
-    put_result(identity.results_table, result)
     LOG.info("%s attempt %d %s: %s", identity.run_key, identity.attempt, outcome, message)
     return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Groups: one application per group attempt (ARCHITECTURE.md, "Plan: the grouped ledger")
+
+
+@dataclass(frozen=True)
+class GroupIdentity:
+    """What a group result item needs at all."""
+
+    group_key: str
+    attempt: int
+    results_table: str
+    max_parallel: int
+
+
+def parse_group_identity(raw: Any) -> GroupIdentity:
+    """Parses the group spec's own fields; its members are parsed one by one, so one bad member fails alone."""
+    if not isinstance(raw, dict):
+        raise SpecError("the group spec must be a JSON object")
+    attempt = _field(raw, "attempt", int, "")
+    if attempt < 0:
+        raise SpecError("attempt must not be negative")
+    max_parallel = _field(raw, "max_parallel", int, "", required=False)
+    max_parallel = 4 if max_parallel is None else max_parallel
+    if not 1 <= max_parallel <= GROUP_MAX_PARALLEL:
+        raise SpecError(f"max_parallel must be between 1 and {GROUP_MAX_PARALLEL}")
+    if not isinstance(raw.get("members"), list):
+        raise SpecError("members must be a list of run specs")
+    return GroupIdentity(
+        group_key=_field(raw, "group_key", str, ""),
+        attempt=attempt,
+        results_table=_field(raw, "results_table", str, ""),
+        max_parallel=max_parallel,
+    )
+
+
+def member_specs(group: GroupIdentity, raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each member as a run spec: the group's attempt (the fence) and results table, the member's own rest."""
+    specs = []
+    for i, member in enumerate(raw["members"]):
+        if not isinstance(member, dict) or not isinstance(member.get("run_key"), str):
+            # Without a run key it cannot be reported; the control plane counts it failed for want of a result.
+            LOG.error("group %s: members[%d] has no run_key and is skipped", group.group_key, i)
+            continue
+        specs.append({**member, "attempt": group.attempt, "results_table": group.results_table})
+    return specs
+
+
+def run_group(spark: SparkSession, raw_group: Mapping[str, Any]) -> dict[str, Any]:
+    """Runs every member of a group attempt (``max_parallel`` at once, as concurrent Spark jobs of one
+    application) and writes the one group result item; returns it (Python values).
+
+    Raises SpecError when the group spec lacks what its result item needs and ResultWriteError when the
+    item cannot be written; a member's failure is that member's ``failed`` result.
+    """
+    group = parse_group_identity(raw_group)
+    specs = member_specs(group, raw_group)
+    configure_session(spark)
+    with ThreadPoolExecutor(max_workers=group.max_parallel, thread_name_prefix="member") as pool:
+        members = [compact_member(r) for r in pool.map(lambda spec: evaluate(spark, spec), specs)]
+    finished_at = int(time.time())
+    item = {
+        "run_key": f"GROUP#{group.group_key}",
+        "attempt": group.attempt,
+        "finished_at": finished_at,
+        "expires_at": finished_at + RESULT_TTL_SECS,
+        "members": members,
+    }
+    try:
+        boto3.client("dynamodb").put_item(TableName=group.results_table, Item=to_group_item(item))
+    except Exception as exc:
+        raise ResultWriteError(
+            f"writing the group result item to {group.results_table}: {describe_error(exc)}"
+        ) from exc
+    counts = {o: sum(1 for m in members if m["outcome"] == o) for o in (SUCCEEDED, FAILED, QUARANTINED)}
+    LOG.info("group %s attempt %d: %s", group.group_key, group.attempt, counts)
+    return item
+
+
+def compact_member(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A member's result as a group result holds it: only the checks that failed (the control plane judges
+    by those; passing ones are in the application's log) and the schema only when the control plane needs
+    it (first, evolved or breaking). One item holds every member, within DynamoDB's 400 KB: a full result
+    with a 20-column schema is over 1 KB, a compact one a few hundred bytes."""
+    compact = {k: v for k, v in result.items() if k != "expires_at"}
+    compact["checks"] = [c for c in result["checks"] if not c["passed"]]
+    if result["schema_verdict"] == UNCHANGED:
+        compact["schema"] = ""
+    return compact
+
+
+def to_group_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """DynamoDB wire format of a group result: members as maps with short names (``MEMBER_NAMES``)."""
+    members = []
+    for result in item["members"]:
+        full = to_dynamo_item(result)
+        if "checks" in full:
+            full["checks"] = {
+                "L": [
+                    {"M": {"n": c["M"]["name"], "p": c["M"]["passed"], "d": c["M"]["detail"]}}
+                    for c in full["checks"]["L"]
+                ]
+            }
+        members.append({"M": {MEMBER_NAMES[k]: v for k, v in full.items()}})
+    return {
+        "run_key": {"S": item["run_key"]},
+        "attempt": {"N": str(int(item["attempt"]))},
+        "finished_at": {"N": str(int(item["finished_at"]))},
+        "expires_at": {"N": str(int(item["expires_at"]))},
+        "members": {"L": members},
+    }
 
 
 def exit_code(result: Mapping[str, Any]) -> int:
@@ -905,15 +1050,42 @@ def exit_code(result: Mapping[str, Any]) -> int:
     return {SUCCEEDED: EXIT_SUCCEEDED, QUARANTINED: EXIT_QUARANTINED}.get(result["outcome"], EXIT_FAILED)
 
 
-def parse_args(argv: list[str] | None) -> dict[str, Any]:
-    """``--spec <json>``; returns the decoded spec object."""
-    parser = argparse.ArgumentParser(prog="extract.py", description="norris incremental extraction (one window)")
-    parser.add_argument("--spec", required=True, help="the run spec as one JSON document")
+def parse_args(argv: list[str] | None) -> tuple[str, dict[str, Any]]:
+    """``--spec <json>`` (one window), or ``--group-spec <json>`` / ``--group-spec-uri <file:// or s3:// URI>``
+    (a group attempt: a group's spec outgrows one command-line argument, 128 KiB on Linux, at a few hundred
+    members); returns ``("run" | "group", the decoded spec)``."""
+    parser = argparse.ArgumentParser(prog="extract.py", description="norris incremental extraction")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--spec", help="the run spec as one JSON document")
+    given.add_argument("--group-spec", help="a group attempt's spec as one JSON document")
+    given.add_argument("--group-spec-uri", help="where the group attempt's spec is (file:// or s3://)")
     args = parser.parse_args(argv)
+    if args.spec is not None:
+        return "run", _decode(args.spec, "--spec")
+    if args.group_spec is not None:
+        return "group", _decode(args.group_spec, "--group-spec")
+    return "group", _decode(read_uri(args.group_spec_uri), "--group-spec-uri")
+
+
+def _decode(text: str, what: str) -> dict[str, Any]:
     try:
-        return json.loads(args.spec)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SpecError(f"--spec is not valid JSON: {exc}") from exc
+        raise SpecError(f"{what} is not valid JSON: {exc}") from exc
+
+
+def read_uri(uri: str) -> str:
+    """The text at a ``file://`` or ``s3://`` URI (the control plane writes a group's spec there)."""
+    try:
+        if uri.startswith("file://"):
+            with open(uri.removeprefix("file://"), encoding="utf-8") as f:
+                return f.read()
+        if uri.startswith("s3://"):
+            bucket, _, key = uri.removeprefix("s3://").partition("/")
+            return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    except Exception as exc:
+        raise SpecError(f"--group-spec-uri {uri} cannot be read: {describe_error(exc)}") from exc
+    raise SpecError(f"--group-spec-uri must be a file:// or s3:// URI, not {uri!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -924,25 +1096,27 @@ def main(argv: list[str] | None = None) -> int:
     for chatty in QUIET_LOGGERS:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
-        raw = parse_args(argv)
-        identity = parse_identity(raw)
+        mode, raw = parse_args(argv)
+        if mode == "group":
+            group = parse_group_identity(raw)
+            name = f"norris-extract group {group.group_key} attempt {group.attempt}"
+        else:
+            identity = parse_identity(raw)
+            name = f"norris-extract {identity.run_key} attempt {identity.attempt}"
     except SpecError as exc:
-        LOG.error("invalid run spec, no result item written: %s", exc)
+        LOG.error("invalid spec, no result item written: %s", exc)
         return EXIT_BAD_SPEC
-    spark = (
-        SparkSession.builder.appName(f"norris-extract {identity.run_key} attempt {identity.attempt}")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
+    spark = SparkSession.builder.appName(name).config("spark.sql.session.timeZone", "UTC").getOrCreate()
     try:
-        result = run(spark, raw)
+        result = run_group(spark, raw) if mode == "group" else run(spark, raw)
     except ResultWriteError as exc:
         LOG.error("%s", exc)
         return EXIT_NO_RESULT
     finally:
         spark.stop()
     print(json.dumps({"norris_result": result}, sort_keys=True), flush=True)
-    return exit_code(result)
+    # A group's members each have their outcome in the result item; the application did its job.
+    return EXIT_SUCCEEDED if mode == "group" else exit_code(result)
 
 
 if __name__ == "__main__":

@@ -411,3 +411,41 @@ def test_main_keeps_libraries_that_log_secrets_quiet() -> None:
         root.setLevel(before)
     for name in extract.QUIET_LOGGERS:
         assert not logging.getLogger(name).isEnabledFor(logging.DEBUG), name
+
+
+def test_a_group_attempt_runs_every_member_and_writes_one_compact_result(jobs: Jobs, db: Database, aws: Aws) -> None:
+    """Members run as concurrent Spark jobs of one application under the group's attempt (the fence):
+    each writes its own prefix, one member's failure is its own, and one item holds every member."""
+    lo, hi = T0, T0 + 300
+    first = orders(db, "group_a", [(i, f"c{i}", None, i, lo + i) for i in range(1, 21)])
+    second = orders(db, "group_b", [(i, f"c{i}", None, i, lo + i) for i in range(1, 6)])
+    good_a = jobs.spec(first, lo, hi, attempt=99)
+    good_b = jobs.spec(second, lo, hi, attempt=99, accepted_schema=None)
+    bad = jobs.spec(second, hi, hi + 300, transform={"derive": [{"name": "x", "sql": "no_such_column + 1"}]})
+    members = [{k: v for k, v in m.items() if k not in ("attempt", "results_table")} for m in (good_a, good_b, bad)]
+    for m in members:
+        m["output_prefix"] = m["output_prefix"].replace("attempt=99", "attempt=4").replace("attempt=1", "attempt=4")
+    group = {
+        "group_key": f"small/300/60/0/{db.name}",
+        "attempt": 4,
+        "results_table": aws.results_table,
+        "max_parallel": 2,
+        "members": [*members, {"job_id": "no run key"}],
+    }
+    item = extract.run_group(jobs.spark, group)
+
+    outcomes = {m["run_key"]: (m["outcome"], m["rows_written"], m["attempt"]) for m in item["members"]}
+    assert outcomes == {
+        good_a["run_key"]: ("succeeded", 20, 4),
+        good_b["run_key"]: ("succeeded", 5, 4),
+        bad["run_key"]: ("failed", 0, 4),
+    }
+    assert [m["output_prefix"] for m in item["members"]] == [m["output_prefix"] for m in members]
+    assert len(jobs.output({"output_prefix": members[0]["output_prefix"]})) == 20
+    assert {r["_norris_attempt"] for r in jobs.output({"output_prefix": members[1]["output_prefix"]})} == {4}
+    assert not jobs.output_dir({"output_prefix": members[2]["output_prefix"]}).exists()
+    assert all(not c["passed"] for m in item["members"] for c in m["checks"]), "only failed checks are kept"
+    stored = aws.stored_result(item["run_key"], 4)
+    assert stored is not None and stored["run_key"] == f"GROUP#small/300/60/0/{db.name}"
+    assert [m["k"] for m in stored["members"]] == [m["run_key"] for m in item["members"]]
+    assert stored["members"][2]["m"].startswith("applying the transform: AnalysisException")

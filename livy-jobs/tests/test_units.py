@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +178,81 @@ def test_credentials_are_redacted() -> None:
 def test_exit_codes() -> None:
     """Only succeeded exits 0, so Livy reports every other outcome as dead."""
     assert [extract.exit_code({"outcome": o}) for o in ("succeeded", "failed", "quarantined")] == [0, 1, 3]
+
+
+# Groups: a group result item is read by the control plane's Rust adapter (crates/dynamo/src/items.rs,
+# `group_result_from_item`); both sides test against this one fixture.
+GROUP_FIXTURE = Path(__file__).parent / "fixtures" / "group_result_item.json"
+
+
+def member_result(run_key: str, outcome: str, verdict: str, checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A member's full result, as ``evaluate`` returns it."""
+    return {
+        "run_key": run_key,
+        "attempt": 3,
+        "outcome": outcome,
+        "rows_read": 12,
+        "rows_written": 12 if outcome == "succeeded" else 0,
+        "checks": checks,
+        "schema": json.dumps([col("id", "bigint", False)]),
+        "schema_verdict": verdict,
+        "schema_change": "",
+        "output_prefix": f"s3://lake/{run_key.split('@')[0]}/data/window_lo=1795305600/attempt=3",
+        "message": "done" if outcome == "succeeded" else "data-quality checks failed: primary key unique",
+        "finished_at": 1795306000,
+        "expires_at": 1795306000 + 30 * 24 * 3600,
+    }
+
+
+def test_a_group_result_item_is_compact_and_what_the_control_plane_reads() -> None:
+    """Only failed checks, the schema only when not unchanged, members under short names; equal to the
+    fixture the Rust adapter decodes."""
+    passed = {"name": "row counts reconciled", "passed": True, "detail": "12 read, 12 written"}
+    failed = {"name": "primary key unique", "passed": False, "detail": "2 duplicate key(s)"}
+    members = [
+        extract.compact_member(member_result("shop.orders@1795305600", "succeeded", UNCHANGED, [passed])),
+        extract.compact_member(member_result("shop.items@1795305600", "failed", FIRST, [passed, failed])),
+    ]
+    assert members[0]["schema"] == "" and members[0]["checks"] == []
+    assert members[1]["schema"] != "" and members[1]["checks"] == [failed]
+    item = extract.to_group_item(
+        {
+            "run_key": "GROUP#small/300/60/0/17",
+            "attempt": 3,
+            "finished_at": 1795306001,
+            "expires_at": 1795306001 + 30 * 24 * 3600,
+            "members": members,
+        }
+    )
+    assert item == json.loads(GROUP_FIXTURE.read_text(encoding="utf-8"))
+
+
+def test_group_specs_are_checked_before_anything_runs() -> None:
+    """The group's own fields are required; members are run specs given the group's attempt and table."""
+    ok = {"group_key": "small/300/60/0/17", "attempt": 2, "results_table": "r", "members": []}
+    assert extract.parse_group_identity(ok) == extract.GroupIdentity("small/300/60/0/17", 2, "r", 4)
+    for broken, reason in [
+        ({**ok, "attempt": -1}, "attempt must not be negative"),
+        ({**ok, "max_parallel": 0}, "max_parallel must be between 1 and 64"),
+        ({**ok, "members": {}}, "members must be a list"),
+        ({k: v for k, v in ok.items() if k != "group_key"}, "group_key is required"),
+    ]:
+        with pytest.raises(extract.SpecError, match=reason):
+            extract.parse_group_identity(broken)
+    group = extract.parse_group_identity(ok)
+    raw = {**ok, "members": [{"run_key": "a@1", "attempt": 9}, {"job_id": "no key"}, "not an object"]}
+    assert extract.member_specs(group, raw) == [{"run_key": "a@1", "attempt": 2, "results_table": "r"}]
+
+
+def test_a_group_spec_comes_inline_or_from_a_file(tmp_path: Path) -> None:
+    """A few hundred members outgrow one command-line argument, so the spec may be a file:// (or s3://) URI."""
+    spec = {"group_key": "g", "attempt": 1, "results_table": "r", "members": []}
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    assert extract.parse_args(["--group-spec-uri", f"file://{path}"]) == ("group", spec)
+    assert extract.parse_args(["--group-spec", json.dumps(spec)]) == ("group", spec)
+    assert extract.parse_args(["--spec", "{}"]) == ("run", {})
+    with pytest.raises(extract.SpecError, match="cannot be read"):
+        extract.parse_args(["--group-spec-uri", f"file://{tmp_path}/missing.json"])
+    with pytest.raises(extract.SpecError, match="must be a file:// or s3:// URI"):
+        extract.parse_args(["--group-spec-uri", "http://example.invalid/spec.json"])

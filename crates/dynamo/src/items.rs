@@ -997,6 +997,47 @@ mod tests {
         assert_eq!(by_item, keys);
     }
 
+    /// DynamoDB's JSON wire format (as boto3 and the fixture write it) as an attribute value.
+    fn from_wire(v: &serde_json::Value) -> AttributeValue {
+        let (kind, inner) = v.as_object().and_then(|o| o.iter().next()).expect("one type key");
+        match kind.as_str() {
+            "S" => AttributeValue::S(inner.as_str().expect("S").into()),
+            "N" => AttributeValue::N(inner.as_str().expect("N").into()),
+            "BOOL" => AttributeValue::Bool(inner.as_bool().expect("BOOL")),
+            "L" => AttributeValue::L(inner.as_array().expect("L").iter().map(from_wire).collect()),
+            "M" => AttributeValue::M(
+                inner.as_object().expect("M").iter().map(|(k, v)| (k.clone(), from_wire(v))).collect(),
+            ),
+            other => panic!("type {other} is not used by the fixture"),
+        }
+    }
+
+    #[test]
+    fn a_group_result_item_written_by_the_spark_job_reads_back() {
+        // The item `extract.py` writes for a group attempt (livy-jobs/tests/test_units.py asserts it
+        // writes exactly this): compact members, schema only when not unchanged, failed checks only.
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../../livy-jobs/tests/fixtures/group_result_item.json"))
+                .expect("fixture");
+        let item: Item = fixture.as_object().expect("item").iter().map(|(k, v)| (k.clone(), from_wire(v))).collect();
+        let result = group_result_from_item(&item).expect("the control plane reads what Spark writes");
+        assert_eq!(result.group.to_string(), "small/300/60/0/17");
+        assert_eq!((result.attempt, result.finished_at), (Attempt(3), UnixTime(1_795_306_001)));
+        let [ok, failed] = &result.members[..] else { panic!("two members: {:?}", result.members) };
+        assert_eq!(
+            (ok.run_key.as_str(), ok.outcome, ok.rows_written),
+            ("shop.orders@1795305600", AttemptOutcome::Succeeded, 12)
+        );
+        assert_eq!((ok.schema_json.as_str(), ok.schema_verdict.as_str()), ("", "unchanged"));
+        assert_eq!(failed.outcome, AttemptOutcome::Failed);
+        assert_eq!(
+            failed.checks,
+            vec![Check { name: "primary key unique".into(), passed: false, detail: "2 duplicate key(s)".into() }]
+        );
+        assert_eq!(failed.schema_verdict, "first");
+        assert!(failed.schema_json.contains("\"id\""), "{}", failed.schema_json);
+    }
+
     #[test]
     fn group_result_items_round_trip_with_every_outcome() {
         let member = |i: i64, outcome: AttemptOutcome, checks: Vec<Check>| AttemptResult {
