@@ -523,7 +523,29 @@ async fn groups_are_cut_once_and_open_until_committed<S: GroupStore>(store: &S, 
     let mut committed = settled.clone();
     committed.committed = true;
     store.update_group(&committed).await.expect("committed");
-    assert_eq!(open(store.open_groups().await.expect("open")), vec![g2], "committed groups leave the open set");
+    assert_eq!(open(store.open_groups().await.expect("open")), vec![g2.clone()], "committed groups leave the open set");
+
+    // Open groups come in key order across size classes whose names extend one another.
+    let longer = ShardKey {
+        cohort: CohortKey { size_class: SizeClass::new(format!("{ns}-small-x")), ..cohort(ns, 1800) },
+        index: 0,
+    };
+    let g3 = store.create_group(&group(&longer, 1, ns)).await.expect("create 3");
+    let mine: Vec<GroupKey> = store
+        .open_groups()
+        .await
+        .expect("open")
+        .into_iter()
+        .filter(|g| g.key.shard == shard || g.key.shard == longer)
+        .map(|g| g.key)
+        .collect();
+    assert_eq!(mine, vec![g2.key, g3.key]);
+
+    // Updating what does not exist is a conflict with nothing.
+    let never = group(&shard, 99, ns);
+    assert!(matches!(store.update_group(&never).await, Err(WriteError::Conflict { current: None })));
+    let no_shard = self::shard(&cohort(ns, 1800), 42, 1, None);
+    assert!(matches!(store.update_shard(&no_shard).await, Err(WriteError::Conflict { current: None })));
 }
 
 async fn group_results_round_trip_per_attempt<S: GroupStore>(store: &S, ns: &str) {

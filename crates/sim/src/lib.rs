@@ -337,6 +337,8 @@ pub struct SimReport {
     pub store_writes: u64,
     /// See `store_writes`.
     pub store_reads: u64,
+    /// Writes DynamoDB repeats in an index and bills again (see `FaultyStore::index_writes`).
+    pub index_writes: u64,
     /// Freshness samples over time: (virtual seconds since start, seconds from window end to commit).
     pub freshness_over_time: Vec<(i64, i64)>,
     /// The last events before the end or the first violation.
@@ -571,6 +573,7 @@ impl World {
             cluster_cost_usd: 0.0,
             control_plane_cost_usd_month: 0.0,
             store_writes: 0,
+            index_writes: 0,
             store_reads: 0,
             freshness_over_time: Vec::new(),
             trace: Vec::new(),
@@ -1020,6 +1023,7 @@ impl World {
             self.report.invocations += 1;
             self.report.store_operations += store.ops();
             self.report.store_writes += store.writes();
+            self.report.index_writes += store.index_writes();
             let failure = match outcome {
                 None => {
                     self.report.invocations_died += 1;
@@ -1253,7 +1257,7 @@ impl World {
         let month = 30.0 * 86_400.0 / (self.config.fault_secs + self.config.heal_secs) as f64;
         let invocations = self.report.invocations as f64 * month;
         let lambda = invocations * (prices::LAMBDA_PER_REQUEST + prices::LAMBDA_GB_SECOND * prices::ASSUMED_GB_SECONDS);
-        let dynamo = (self.report.store_writes as f64 * prices::DYNAMO_WRITE_UNIT
+        let dynamo = ((self.report.store_writes + self.report.index_writes) as f64 * prices::DYNAMO_WRITE_UNIT
             + self.report.store_reads as f64 * prices::DYNAMO_READ_UNIT)
             * month;
         self.report.control_plane_cost_usd_month = ((lambda + dynamo) * 100.0).round() / 100.0;
