@@ -6,11 +6,11 @@
 //!
 //! Not yet used by the handlers (the plan's later increments).
 
-use crate::runs::{judge_result, retry_or_give_up_after, RunStep};
+use crate::runs::{judge_batch, judge_result, retry_or_give_up_after, BatchVerdict, Placed, RunStep};
 use crate::windows::cut_windows;
 use norris_model::{
-    Attempt, AttemptResult, ExtractionSpec, Group, GroupKey, GroupStatus, JobId, Member, MemberState, RetryPolicy,
-    Shard, UnixTime, Validity, Version,
+    Attempt, AttemptResult, BatchHandle, BatchObservation, ExtractionSpec, Group, GroupKey, GroupResult, GroupStatus,
+    JobId, Member, MemberState, RetryPolicy, Shard, UnixTime, Validity, Version,
 };
 use std::collections::BTreeMap;
 
@@ -119,6 +119,16 @@ pub fn settle_members(
     results: &[AttemptResult],
     policies: &BTreeMap<JobId, RetryPolicy>,
 ) -> Settlement {
+    settle(now, group, results, policies, "the attempt ended without a result for this window")
+}
+
+fn settle(
+    now: UnixTime,
+    group: &Group,
+    results: &[AttemptResult],
+    policies: &BTreeMap<JobId, RetryPolicy>,
+    without_result: &str,
+) -> Settlement {
     let of_attempt: BTreeMap<&str, &AttemptResult> =
         results.iter().filter(|r| r.attempt == group.attempt).map(|r| (r.run_key.as_str(), r)).collect();
     let mut next = group.clone();
@@ -129,12 +139,7 @@ pub fn settle_members(
         let key = format!("{}@{}", member.job_id, member.window.lo.0);
         let step = match of_attempt.get(key.as_str()) {
             Some(result) => judge_result(now, member.failures, &policy, result),
-            None => retry_or_give_up_after(
-                now,
-                member.failures,
-                &policy,
-                "the attempt ended without a result for this window".into(),
-            ),
+            None => retry_or_give_up_after(now, member.failures, &policy, without_result.to_string()),
         };
         match step {
             RunStep::Publish { rows, .. } => member.state = MemberState::Published { attempt: group.attempt, rows },
@@ -156,6 +161,63 @@ pub fn settle_members(
     // A member left to do is one that was retried, so `retry_at` is set exactly when some are.
     let next_step = retry_at.map_or(GroupNext::Settled, |not_before| GroupNext::Retry { not_before });
     Settlement { group: next, next: next_step, quarantined }
+}
+
+/// The next step for a placed group (submitting or running).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupStep {
+    /// Nothing to do yet.
+    Wait,
+    /// The batch is known: record it.
+    MarkRunning(BatchHandle),
+    /// The attempt ended (with a result, or without one: every member still to do then counts a
+    /// failure): apply the settlement.
+    Settle(Box<Settlement>),
+}
+
+/// The Livy batch name of a group attempt: unique per attempt, found by name like a run's.
+pub fn group_batch_name(group: &Group) -> String {
+    format!("norris-group-{}-a{}", group.key, group.attempt)
+}
+
+/// How long a group attempt may run: the longest `retry.attempt_timeout_secs` of the jobs it
+/// still runs (members run at once, so the slowest one bounds the group).
+pub fn group_attempt_timeout_secs(group: &Group, policies: &BTreeMap<JobId, RetryPolicy>) -> i64 {
+    group
+        .to_do()
+        .map(|m| policies.get(&m.job_id).copied().unwrap_or_default().attempt_timeout_secs)
+        .max()
+        .unwrap_or_else(|| RetryPolicy::default().attempt_timeout_secs)
+}
+
+/// Decides the next step of a placed group from Livy's view of its batch and the attempt's result,
+/// by the runs' rules (`judge_batch`): the result is the truth when present; without one, a batch
+/// that ended, vanished, never arrived past the submission grace or ran past the timeout ends the
+/// attempt, and each member still to do counts a failure.
+pub fn follow_group(
+    now: UnixTime,
+    group: &Group,
+    policies: &BTreeMap<JobId, RetryPolicy>,
+    batch: Option<&BatchObservation>,
+    result: Option<&GroupResult>,
+) -> GroupStep {
+    if let Some(result) = result.filter(|r| r.attempt == group.attempt && r.group == group.key) {
+        return GroupStep::Settle(Box::new(settle_members(now, group, &result.members, policies)));
+    }
+    let placed = match &group.status {
+        GroupStatus::Submitting { since, .. } => Placed::Submitting { since: *since },
+        GroupStatus::Running { batch, since, .. } => {
+            Placed::Running { livy_batch_id: batch.livy_batch_id, since: *since }
+        }
+        GroupStatus::Pending { .. } | GroupStatus::Settled { .. } => return GroupStep::Wait,
+    };
+    match judge_batch(now, placed, group_attempt_timeout_secs(group, policies), batch) {
+        BatchVerdict::Wait => GroupStep::Wait,
+        BatchVerdict::MarkRunning { livy_batch_id } => {
+            GroupStep::MarkRunning(BatchHandle { livy_batch_id, batch_name: group_batch_name(group) })
+        }
+        BatchVerdict::Ended { reason } => GroupStep::Settle(Box::new(settle(now, group, &[], policies, &reason))),
+    }
 }
 
 /// What folding a shard's groups into it changes.
@@ -387,6 +449,71 @@ mod tests {
         let third = settle_members(now, &last, &[], &policies);
         assert!(matches!(third.group.members[3].state, MemberState::Failed { .. }), "{:?}", third.group.members[3]);
         assert_eq!(third.next, GroupNext::Settled);
+    }
+
+    #[test]
+    fn a_placed_group_is_followed_by_the_runs_rules_and_its_members_pay_for_a_lost_attempt() {
+        let a = def("a", 4);
+        let shard = shard(&[("a", T0), ("b", T0)]);
+        let mut view = ShardView::default();
+        view.runnable.insert(JobId::new("a"), a.extraction().expect("extraction"));
+        view.runnable.insert(JobId::new("b"), a.extraction().expect("extraction"));
+        let mut group = plan_group(T0.plus_secs(360), &shard, &view).expect("due");
+        let slow = RetryPolicy { attempt_timeout_secs: 7200, ..RetryPolicy::default() };
+        let policies = BTreeMap::from([(JobId::new("b"), slow)]);
+        let name = group_batch_name(&group);
+        let obs = |id: i64, phase: norris_model::BatchPhase| BatchObservation {
+            id,
+            name: Some(name.clone()),
+            phase,
+            log_tail: vec!["java.lang.OutOfMemoryError".into()],
+        };
+        let since = T0.plus_secs(400);
+        group.status = GroupStatus::Submitting { cluster: norris_model::ClusterKey::new("c1"), since };
+        assert_eq!(
+            follow_group(since.plus_secs(30), &group, &policies, None, None),
+            GroupStep::Wait,
+            "within the grace"
+        );
+        let step = follow_group(
+            since.plus_secs(30),
+            &group,
+            &policies,
+            Some(&obs(7, norris_model::BatchPhase::Running)),
+            None,
+        );
+        let GroupStep::MarkRunning(handle) = step else { panic!("{step:?}") };
+        assert_eq!((handle.livy_batch_id, handle.batch_name.as_str()), (7, "norris-group-small/300/60/0/1-a1"));
+        group.status = GroupStatus::Running { cluster: norris_model::ClusterKey::new("c1"), batch: handle, since };
+        // The slowest member's timeout bounds the group: 3600 s for `a`, 7200 s for `b`.
+        let running = obs(7, norris_model::BatchPhase::Running);
+        assert_eq!(group_attempt_timeout_secs(&group, &policies), 7200);
+        assert_eq!(follow_group(since.plus_secs(7199), &group, &policies, Some(&running), None), GroupStep::Wait);
+        // The application died without a result: every member to do counts a failure, with why.
+        let died = obs(7, norris_model::BatchPhase::Failed);
+        let GroupStep::Settle(settled) = follow_group(since.plus_secs(60), &group, &policies, Some(&died), None) else {
+            panic!("ended")
+        };
+        assert!(settled.group.members.iter().all(|m| m.failures == 1 && m.state == MemberState::ToDo));
+        assert!(matches!(settled.next, GroupNext::Retry { .. }));
+        // A result of the current attempt is the truth even if Livy forgot the batch.
+        let result = GroupResult {
+            group: group.key.clone(),
+            attempt: group.attempt,
+            members: group.members.iter().map(|m| result(m, 1, AttemptOutcome::Succeeded)).collect(),
+            finished_at: since.plus_secs(50),
+        };
+        let GroupStep::Settle(done) = follow_group(since.plus_secs(60), &group, &policies, None, Some(&result)) else {
+            panic!("settled")
+        };
+        assert_eq!(done.next, GroupNext::Settled);
+        let mut stale = result.clone();
+        stale.attempt = Attempt(2);
+        let step = follow_group(since.plus_secs(60), &group, &policies, None, Some(&stale));
+        assert!(
+            matches!(step, GroupStep::Settle(ref s) if s.next != GroupNext::Settled),
+            "another attempt's result is ignored: {step:?}"
+        );
     }
 
     #[test]

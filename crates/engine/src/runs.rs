@@ -122,25 +122,76 @@ pub fn follow_run(
     if let Some(result) = result.filter(|r| r.attempt == run.attempt) {
         return judge_result(now, run.failures, policy, result);
     }
-    match (&run.status, batch) {
+    let placed = match &run.status {
+        RunStatus::Submitting { since, .. } => Placed::Submitting { since: *since },
+        RunStatus::Running { batch, since, .. } => {
+            Placed::Running { livy_batch_id: batch.livy_batch_id, since: *since }
+        }
+        _ => return RunStep::Wait,
+    };
+    match judge_batch(now, placed, policy.attempt_timeout_secs, batch) {
+        BatchVerdict::Wait => RunStep::Wait,
+        BatchVerdict::MarkRunning { livy_batch_id } => {
+            RunStep::MarkRunning(BatchHandle { livy_batch_id, batch_name: batch_name(run) })
+        }
+        BatchVerdict::Ended { reason } => retry_or_give_up(now, run, policy, reason),
+    }
+}
+
+/// Where a placed attempt is, as far as following its batch goes: a run's and a group's alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// Placed; the submission may be under way.
+    Submitting {
+        /// When the placement was recorded.
+        since: UnixTime,
+    },
+    /// Submitted as the batch with this id.
+    Running {
+        /// Livy's id at submission (or when last seen).
+        livy_batch_id: i64,
+        /// When the submission was recorded.
+        since: UnixTime,
+    },
+}
+
+/// What Livy's view of a placed attempt's batch says, when the attempt wrote no result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchVerdict {
+    /// Nothing to do yet.
+    Wait,
+    /// The batch is known under this id: record it.
+    MarkRunning {
+        /// Livy's id.
+        livy_batch_id: i64,
+    },
+    /// The attempt is over without a result (died, vanished, never arrived, timed out): a failure.
+    Ended {
+        /// Why, for operators.
+        reason: String,
+    },
+}
+
+/// Judges a placed attempt without a result from its batch (found by name; `None` when Livy does
+/// not know it).
+pub fn judge_batch(
+    now: UnixTime,
+    placed: Placed,
+    attempt_timeout_secs: i64,
+    batch: Option<&BatchObservation>,
+) -> BatchVerdict {
+    let ended = |reason: String| BatchVerdict::Ended { reason };
+    match (placed, batch) {
         // Never submitted again under the same attempt: Livy may have forgotten the batch in a
         // restart while its application runs on, and two applications of one attempt would
         // write the same prefix. A new attempt fences the old one (the simulator's soak found it).
-        (RunStatus::Submitting { since, .. }, None) if now.secs() < since.secs() + SUBMISSION_GRACE_SECS => {
-            RunStep::Wait
-        }
-        (RunStatus::Submitting { .. }, None) => retry_or_give_up(
-            now,
-            run,
-            policy,
+        (Placed::Submitting { since }, None) if now.secs() < since.secs() + SUBMISSION_GRACE_SECS => BatchVerdict::Wait,
+        (Placed::Submitting { .. }, None) => ended(
             "Livy does not know the submission (it never arrived, was refused, or Livy restarted and forgot it)".into(),
         ),
-        (RunStatus::Running { .. }, None) => retry_or_give_up(
-            now,
-            run,
-            policy,
-            "the batch vanished from Livy without a result (Livy restarted or the cluster was lost)".into(),
-        ),
+        (Placed::Running { .. }, None) => {
+            ended("the batch vanished from Livy without a result (Livy restarted or the cluster was lost)".into())
+        }
         (_, Some(b)) if b.phase.is_final() => {
             let last = b.log_tail.iter().rev().find(|l| !l.trim().is_empty()).cloned().unwrap_or_default();
             let how = match b.phase {
@@ -148,29 +199,20 @@ pub fn follow_run(
                 BatchPhase::Killed => "the batch was killed",
                 _ => "the batch died",
             };
-            retry_or_give_up(now, run, policy, if last.is_empty() { how.into() } else { format!("{how}: {last}") })
+            ended(if last.is_empty() { how.into() } else { format!("{how}: {last}") })
         }
-        (RunStatus::Submitting { .. }, Some(b)) => {
-            RunStep::MarkRunning(BatchHandle { livy_batch_id: b.id, batch_name: batch_name(run) })
+        (Placed::Submitting { .. }, Some(b)) => BatchVerdict::MarkRunning { livy_batch_id: b.id },
+        // Same name, new id (Livy restarted with recovery, or ids were reused): follow the name.
+        (Placed::Running { livy_batch_id, .. }, Some(b)) if livy_batch_id != b.id => {
+            BatchVerdict::MarkRunning { livy_batch_id: b.id }
         }
-        (RunStatus::Running { batch: handle, .. }, Some(b)) if handle.livy_batch_id != b.id => {
-            // Same name, new id (Livy restarted with recovery, or ids were reused): follow the name.
-            RunStep::MarkRunning(BatchHandle { livy_batch_id: b.id, batch_name: batch_name(run) })
-        }
-        (RunStatus::Running { since, .. }, Some(b)) if now.0 - since.0 >= policy.attempt_timeout_secs => {
-            retry_or_give_up(
-                now,
-                run,
-                policy,
-                format!(
-                    "the batch was still {} after {} s (retry.attempt_timeout_secs is {})",
-                    b.phase.name(),
-                    now.0 - since.0,
-                    policy.attempt_timeout_secs
-                ),
-            )
-        }
-        _ => RunStep::Wait,
+        (Placed::Running { since, .. }, Some(b)) if now.0 - since.0 >= attempt_timeout_secs => ended(format!(
+            "the batch was still {} after {} s (retry.attempt_timeout_secs is {})",
+            b.phase.name(),
+            now.0 - since.0,
+            attempt_timeout_secs
+        )),
+        _ => BatchVerdict::Wait,
     }
 }
 
