@@ -6,12 +6,16 @@
 //!
 //! Not yet used by the handlers (the plan's later increments).
 
-use crate::runs::{judge_batch, judge_result, retry_or_give_up_after, BatchVerdict, Placed, RunStep};
+use crate::runs::{
+    judge_batch, judge_result, livy_submission, retry_or_give_up_after, window_spec, BatchVerdict, Placed, RunStep,
+};
 use crate::windows::cut_windows;
 use norris_model::{
-    Attempt, AttemptResult, BatchHandle, BatchObservation, ExtractionSpec, Group, GroupKey, GroupResult, GroupStatus,
-    JobId, Member, MemberState, RetryPolicy, Shard, UnixTime, Validity, Version,
+    Attempt, AttemptResult, BatchHandle, BatchObservation, BatchSubmission, ExtractionSpec, Group, GroupKey,
+    GroupResult, GroupStatus, JobDefinition, JobId, LivyBatchSpec, Member, MemberState, RetryPolicy, Shard, UnixTime,
+    Validity, Version,
 };
+use serde_json::json;
 use std::collections::BTreeMap;
 
 /// What a tick needs to know of a shard's jobs besides the shard: the extraction spec of each job
@@ -218,6 +222,40 @@ pub fn follow_group(
         }
         BatchVerdict::Ended { reason } => GroupStep::Settle(Box::new(settle(now, group, &[], policies, &reason))),
     }
+}
+
+/// The spec of a group attempt (`livy-jobs/README.md`, "Groups"): its members still to do, each a
+/// window's run spec under the group's attempt, with its job's accepted schema (`schemas`). A
+/// member whose job has no extraction definition here is left out; the attempt's result then has
+/// nothing for it, which counts as its failure.
+pub fn group_spec(
+    group: &Group,
+    definitions: &BTreeMap<JobId, &JobDefinition>,
+    schemas: &BTreeMap<JobId, String>,
+    results_table: &str,
+    max_parallel: u32,
+) -> serde_json::Value {
+    let members: Vec<serde_json::Value> = group
+        .to_do()
+        .filter_map(|m| {
+            let e = definitions.get(&m.job_id)?.extraction()?;
+            Some(window_spec(e, &m.job_id, m.window, group.attempt, schemas.get(&m.job_id).map(String::as_str)))
+        })
+        .collect();
+    json!({
+        "group_key": group.key.to_string(),
+        "attempt": group.attempt.0,
+        "results_table": results_table,
+        "max_parallel": max_parallel,
+        "members": members,
+    })
+}
+
+/// The Livy submission of a group attempt whose spec the control plane wrote to `spec_uri`, with
+/// the cohort's Livy settings (its jobs share them: the settings are part of the cohort).
+pub fn group_submission(group: &Group, livy: &LivyBatchSpec, spec_uri: &str) -> BatchSubmission {
+    let tag = format!("norris-group-{}-a{}", group.key.to_string().replace('/', "-"), group.attempt);
+    livy_submission(livy, group_batch_name(group), tag, vec!["--group-spec-uri".into(), spec_uri.into()])
 }
 
 /// What folding a shard's groups into it changes.
@@ -514,6 +552,42 @@ mod tests {
             matches!(step, GroupStep::Settle(ref s) if s.next != GroupNext::Settled),
             "another attempt's result is ignored: {step:?}"
         );
+    }
+
+    #[test]
+    fn a_group_attempt_runs_its_members_still_to_do_under_its_attempt() {
+        let (a, b) = (def("a", 4), def("b", 4));
+        let shard = shard(&[("a", T0), ("b", T0)]);
+        let mut view = ShardView::default();
+        view.runnable.insert(JobId::new("a"), a.extraction().expect("extraction"));
+        view.runnable.insert(JobId::new("b"), b.extraction().expect("extraction"));
+        let mut group = plan_group(T0.plus_secs(660), &shard, &view).expect("due");
+        group.attempt = Attempt(3);
+        group.members[0].state = MemberState::Published { attempt: Attempt(2), rows: 1 };
+        let definitions = BTreeMap::from([(JobId::new("a"), &a), (JobId::new("b"), &b)]);
+        let schemas = BTreeMap::from([(JobId::new("b"), r#"[{"name":"id","type":"bigint","nullable":false}]"#.into())]);
+        let spec = group_spec(&group, &definitions, &schemas, "norris-results", 8);
+        assert_eq!(spec["group_key"], "small/300/60/0/1");
+        assert_eq!((spec["attempt"].as_u64(), spec["max_parallel"].as_u64()), (Some(3), Some(8)));
+        let members = spec["members"].as_array().expect("members");
+        let keys: Vec<&str> = members.iter().map(|m| m["run_key"].as_str().expect("key")).collect();
+        let lo = T0.0;
+        assert_eq!(
+            keys,
+            vec![format!("a@{}", lo + 300), format!("b@{lo}"), format!("b@{}", lo + 300)],
+            "not the published one"
+        );
+        assert!(members.iter().all(|m| m["output_prefix"].as_str().expect("prefix").ends_with("/attempt=3")));
+        assert!(members.iter().all(|m| m.get("attempt").is_none() && m.get("results_table").is_none()));
+        assert_eq!(members[1]["accepted_schema"][0]["name"], "id");
+        assert!(members[0]["accepted_schema"].is_null());
+        let submission = group_submission(&group, &a.livy, "s3://code/norris/groups/small-300-60-0-1-a3.json");
+        assert_eq!(submission.name, "norris-group-small/300/60/0/1-a3");
+        assert_eq!(
+            submission.args[..2],
+            ["--group-spec-uri".to_string(), "s3://code/norris/groups/small-300-60-0-1-a3.json".into()]
+        );
+        assert!(submission.conf.contains(&("spark.yarn.tags".into(), "norris-group-small-300-60-0-1-a3".into())));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! pending runs, and how far a job's watermark may move.
 
 use norris_model::{
-    AttemptOutcome, AttemptResult, BatchHandle, BatchObservation, BatchPhase, BatchSubmission, Cluster, ClusterKey,
-    ClusterState, JobDefinition, JobState, RetryPolicy, Run, RunOutcome, RunStatus, SizeClass, UnixTime,
+    Attempt, AttemptOutcome, AttemptResult, BatchHandle, BatchObservation, BatchPhase, BatchSubmission, Cluster,
+    ClusterKey, ClusterState, ExtractionSpec, JobDefinition, JobId, JobState, LivyBatchSpec, RetryPolicy, Run, RunKey,
+    RunOutcome, RunStatus, SizeClass, UnixTime, Window,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -310,7 +311,66 @@ pub fn advance_watermark(state: &JobState, runs: &[Run]) -> Option<UnixTime> {
 /// The attempt's output prefix: unique per window and attempt, so a superseded attempt's files
 /// never mix with the current one's.
 pub fn output_prefix(lake_uri: &str, run: &Run) -> String {
-    format!("{}/data/window_lo={}/attempt={}", lake_uri.trim_end_matches('/'), run.window.lo.0, run.attempt)
+    window_prefix(lake_uri, run.window.lo, run.attempt)
+}
+
+/// Where an attempt writes one window: unique per window and attempt (a group's members write
+/// under the group's attempt).
+pub fn window_prefix(lake_uri: &str, window_lo: UnixTime, attempt: Attempt) -> String {
+    format!("{}/data/window_lo={}/attempt={}", lake_uri.trim_end_matches('/'), window_lo.0, attempt)
+}
+
+/// One window's run spec (`livy-jobs/README.md`) without `attempt` and `results_table`: what a run
+/// adds to it, and what a group's member is.
+pub fn window_spec(
+    e: &ExtractionSpec,
+    job_id: &JobId,
+    window: Window,
+    attempt: Attempt,
+    accepted_schema: Option<&str>,
+) -> serde_json::Value {
+    let accepted_schema = accepted_schema
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .unwrap_or(serde_json::Value::Null);
+    json!({
+        "run_key": RunKey { job_id: job_id.clone(), window_lo: window.lo }.to_string(),
+        "job_id": job_id.as_str(),
+        "window": {"lo": window.lo.0, "hi": window.hi.0},
+        "source": {
+            "jdbc_url": e.source.jdbc_url,
+            "secret_arn": e.source.secret_arn,
+            "table": e.source.table,
+            "watermark_column": e.source.watermark_column,
+            "primary_key": e.source.primary_key,
+            "soft_delete_column": e.source.soft_delete_column,
+            "lookback_secs": e.lookback_secs,
+        },
+        "output_prefix": window_prefix(&e.lake_uri, window.lo, attempt),
+        "transform": if e.transform.is_null() { json!({}) } else { e.transform.clone() },
+        "accepted_schema": accepted_schema,
+    })
+}
+
+/// The Livy submission of an attempt named `name`, tagged `tag` in YARN, with the job's (or the
+/// cohort's) Livy settings and norris's arguments before the definition's own.
+pub fn livy_submission(livy: &LivyBatchSpec, name: String, tag: String, norris_args: Vec<String>) -> BatchSubmission {
+    let mut conf = livy.conf.clone();
+    conf.retain(|(k, _)| k != "spark.yarn.tags");
+    conf.push(("spark.yarn.tags".into(), tag));
+    let mut args = norris_args;
+    args.extend(livy.args.iter().cloned());
+    BatchSubmission {
+        name,
+        file: livy.file.clone(),
+        args,
+        conf,
+        jars: livy.jars.clone(),
+        py_files: livy.py_files.clone(),
+        driver_memory: livy.driver_memory.clone(),
+        executor_memory: livy.executor_memory.clone(),
+        executor_cores: livy.executor_cores,
+        num_executors: livy.num_executors,
+    }
 }
 
 /// The Livy submission of a run attempt: the job's Livy spec plus norris's name, YARN tag and the
@@ -322,47 +382,11 @@ pub fn batch_submission(
     results_table: &str,
 ) -> Option<BatchSubmission> {
     let e = def.extraction()?;
-    let accepted_schema = state
-        .accepted_schema
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        .unwrap_or(serde_json::Value::Null);
-    let spec = json!({
-        "run_key": run.key().to_string(),
-        "job_id": run.job_id.as_str(),
-        "window": {"lo": run.window.lo.0, "hi": run.window.hi.0},
-        "attempt": run.attempt.0,
-        "source": {
-            "jdbc_url": e.source.jdbc_url,
-            "secret_arn": e.source.secret_arn,
-            "table": e.source.table,
-            "watermark_column": e.source.watermark_column,
-            "primary_key": e.source.primary_key,
-            "soft_delete_column": e.source.soft_delete_column,
-            "lookback_secs": e.lookback_secs,
-        },
-        "output_prefix": output_prefix(&e.lake_uri, run),
-        "transform": if e.transform.is_null() { json!({}) } else { e.transform.clone() },
-        "accepted_schema": accepted_schema,
-        "results_table": results_table,
-    });
-    let mut conf = def.livy.conf.clone();
-    conf.retain(|(k, _)| k != "spark.yarn.tags");
-    conf.push(("spark.yarn.tags".into(), format!("norris-run-{}-{}-a{}", run.job_id, run.window.lo.0, run.attempt)));
-    let mut args = vec!["--spec".to_string(), spec.to_string()];
-    args.extend(def.livy.args.iter().cloned());
-    Some(BatchSubmission {
-        name: batch_name(run),
-        file: def.livy.file.clone(),
-        args,
-        conf,
-        jars: def.livy.jars.clone(),
-        py_files: def.livy.py_files.clone(),
-        driver_memory: def.livy.driver_memory.clone(),
-        executor_memory: def.livy.executor_memory.clone(),
-        executor_cores: def.livy.executor_cores,
-        num_executors: def.livy.num_executors,
-    })
+    let mut spec = window_spec(e, &run.job_id, run.window, run.attempt, state.accepted_schema.as_deref());
+    spec["attempt"] = json!(run.attempt.0);
+    spec["results_table"] = json!(results_table);
+    let tag = format!("norris-run-{}-{}-a{}", run.job_id, run.window.lo.0, run.attempt);
+    Some(livy_submission(&def.livy, batch_name(run), tag, vec!["--spec".to_string(), spec.to_string()]))
 }
 
 #[cfg(test)]
