@@ -77,6 +77,12 @@ soak:
 	  --clusters $(CLUSTERS) --norris-only --out target/sim/soak.json > target/sim/soak.txt; \
 	  status=$$?; tail -n 20 target/sim/soak.txt; exit $$status
 
+# Benchmarks: the scheduler tick (CPU, DynamoDB requests, network wait) and the four Lambda release
+# binaries (size, start to first event, peak memory). They print figures and assert nothing on time.
+bench:
+	$(CARGO) build --release --locked -p extraction-scheduler -p cluster-health-watcher -p rotation-handler -p job-migrator
+	$(CARGO) run --release --locked -p norris-bench
+
 package:
 	bash infra/package.sh
 
