@@ -80,7 +80,8 @@ moto_up() {
   fi
   ensure_venv
   log "starting moto server on 127.0.0.1:$MOTO_PORT"
-  nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" > "$STATE/moto.log" 2>&1 &
+  # One request at a time: moto's threaded server can let two conditional writes both pass.
+  nohup "$VENV/bin/python" "$ROOT/tests/local/moto_serial.py" -H 127.0.0.1 -p "$MOTO_PORT" > "$STATE/moto.log" 2>&1 &
   echo $! > "$STATE/moto.pid"
   mark_started moto
   wait_for "moto server" 60 port_open "$MOTO_PORT"
