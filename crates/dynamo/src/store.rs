@@ -81,6 +81,23 @@ impl DynamoStore {
     /// One conditional put. `desired` is the record as it will be stored. Each put carries a fresh
     /// `write_id`: when the condition fails and the stored item carries our own `write_id`, the SDK
     /// retried a put that had already succeeded, and the "conflict" is our own write.
+    /// Stores `current` with the next version if the stored one is still `current`'s: the one
+    /// shape of every ledger update (job states, runs, clusters, shards, groups).
+    async fn update_versioned<T: Clone>(
+        &self,
+        operation: &'static str,
+        current: &T,
+        version: fn(&mut T) -> &mut norris_model::Version,
+        encode: fn(&T) -> Item,
+        parse: fn(&Item) -> Result<T, StoreError>,
+    ) -> Result<T, WriteError<T>> {
+        let mut next = current.clone();
+        let read = *version(&mut next);
+        *version(&mut next) = read.next();
+        let item = encode(&next);
+        self.put_conditionally(operation, item, Condition::Version(read.0), next, parse).await
+    }
+
     async fn put_conditionally<T>(
         &self,
         operation: &'static str,
@@ -359,14 +376,11 @@ impl StateStore for DynamoStore {
     }
 
     async fn update_job_state(&self, state: &JobState) -> Result<JobState, WriteError<JobState>> {
-        let mut next = state.clone();
-        next.version = state.version.next();
-        let item = items::job_state_item(&next);
-        self.put_conditionally(
+        self.update_versioned(
             "update_job_state",
-            item,
-            Condition::Version(state.version.0),
-            next,
+            state,
+            |x| &mut x.version,
+            items::job_state_item,
             items::job_state_from_item,
         )
         .await
@@ -402,10 +416,7 @@ impl StateStore for DynamoStore {
     }
 
     async fn update_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
-        let mut next = run.clone();
-        next.version = run.version.next();
-        let item = items::run_item(&next);
-        self.put_conditionally("update_run", item, Condition::Version(run.version.0), next, items::run_from_item).await
+        self.update_versioned("update_run", run, |x| &mut x.version, items::run_item, items::run_from_item).await
     }
 
     async fn active_runs(&self) -> Result<Vec<Run>, StoreError> {
@@ -453,14 +464,11 @@ impl StateStore for DynamoStore {
     }
 
     async fn update_cluster(&self, cluster: &Cluster) -> Result<Cluster, WriteError<Cluster>> {
-        let mut next = cluster.clone();
-        next.version = cluster.version.next();
-        let item = items::cluster_item(&next);
-        self.put_conditionally(
+        self.update_versioned(
             "update_cluster",
-            item,
-            Condition::Version(cluster.version.0),
-            next,
+            cluster,
+            |x| &mut x.version,
+            items::cluster_item,
             items::cluster_from_item,
         )
         .await
@@ -523,10 +531,7 @@ impl GroupStore for DynamoStore {
     }
 
     async fn update_shard(&self, shard: &Shard) -> Result<Shard, WriteError<Shard>> {
-        let mut next = shard.clone();
-        next.version = shard.version.next();
-        let item = items::shard_item(&next);
-        self.put_conditionally("update_shard", item, Condition::Version(shard.version.0), next, items::shard_from_item)
+        self.update_versioned("update_shard", shard, |x| &mut x.version, items::shard_item, items::shard_from_item)
             .await
     }
 
@@ -583,10 +588,7 @@ impl GroupStore for DynamoStore {
     }
 
     async fn update_group(&self, group: &Group) -> Result<Group, WriteError<Group>> {
-        let mut next = group.clone();
-        next.version = group.version.next();
-        let item = items::group_item(&next);
-        self.put_conditionally("update_group", item, Condition::Version(group.version.0), next, items::group_from_item)
+        self.update_versioned("update_group", group, |x| &mut x.version, items::group_item, items::group_from_item)
             .await
     }
 
