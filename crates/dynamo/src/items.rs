@@ -6,6 +6,7 @@
 //! | job state | `JOB#<job>`                              | `STATE`                   | `due_shard` = `due`, `due_at` while scheduled     |
 //! | run       | `JOB#<job>`                              | `RUN#<lo, 12 digits>`     | `active_shard` = `active`, `active_key` unfinished |
 //! | cluster   | `CLUSTER`                                | `<cluster key>`           |                                                   |
+//! | schema    | `JOB#<job>`                              | `SCHEMA`                  |                                                   |
 //! | claim     | `PERIODIC`                               | `<task>`                  |                                                   |
 //! | shard     | `COHORT#<size class>/<interval>/<phase>` | `SHARD#<index, 6 digits>` | `due_shard` = `shards`, `due_at` while it has one |
 //! | group     | `GROUPS#<shard key>`                     | `GROUP#<seq, 20 digits>`  | `active_shard` = `groups`, `active_key` until committed |
@@ -40,6 +41,8 @@ pub const CLUSTER_PK: &str = "CLUSTER";
 pub const PERIODIC_PK: &str = "PERIODIC";
 /// Sort key of a job's state record.
 pub const STATE_SK: &str = "STATE";
+/// Sort key of a job's accepted schema: beside its state and runs, under the job's partition.
+pub const SCHEMA_SK: &str = "SCHEMA";
 /// Partition of the due index holding shards: apart from job states' [`DUE_SHARD`], so a query
 /// for one never reads (or has to skip) the other.
 pub const DUE_SHARDS: &str = "shards";
@@ -324,6 +327,23 @@ pub fn job_state_from_item(item: &Item) -> Result<JobState, StoreError> {
         accepted_schema: r.opt_s("accepted_schema")?,
         version: r.version()?,
     })
+}
+
+/// A job's accepted schema as an item: the JSON as one string, read and written whole. No index
+/// attributes: it is only ever read by key.
+pub fn schema_item(job: &JobId, schema_json: &str) -> Item {
+    Builder::new(job_pk(job), SCHEMA_SK.into()).s("schema", schema_json).0
+}
+
+/// An item as a job's accepted schema; the job id is read back from `pk`.
+pub fn schema_from_item(item: &Item) -> Result<(JobId, String), StoreError> {
+    let r = Reader::new(item);
+    let pk = r.s("pk")?;
+    let job = pk
+        .strip_prefix("JOB#")
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| r.corrupt(format!("pk {pk:?} is not JOB#<job>")))?;
+    Ok((JobId::new(job), r.s("schema")?))
 }
 
 /// The statuses runs and groups share (the run's state machine, until the attempt ends), stored
@@ -880,6 +900,19 @@ mod tests {
             next_window_lo: T0.plus_secs(300),
             schema_hash: schema_hash.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn schema_items_round_trip_under_the_job_and_are_in_no_index() {
+        let schema = r#"[{"name":"id","type":"bigint","nullable":false}]"#;
+        let item = schema_item(&JobId::new("shop-orders"), schema);
+        assert_eq!(item.get("pk"), Some(&AttributeValue::S("JOB#shop-orders".into())));
+        assert_eq!(item.get("sk"), Some(&AttributeValue::S("SCHEMA".into())));
+        assert_eq!(item.len(), 3, "pk, sk and schema only: {item:?}");
+        assert_eq!(schema_from_item(&item).expect("reads back"), (JobId::new("shop-orders"), schema.to_string()));
+        let mut hand_edited = item.clone();
+        hand_edited.insert("pk".into(), AttributeValue::S("shop-orders".into()));
+        assert!(matches!(schema_from_item(&hand_edited), Err(StoreError::Corrupt { .. })));
     }
 
     #[test]

@@ -523,7 +523,7 @@ impl StateStore for DynamoStore {
 
 /// The grouped ledger's items live in the ledger table beside job states and runs, in index
 /// partitions of their own (`items::DUE_SHARDS`, `items::OPEN_GROUPS`), written by the same
-/// conditional put.
+/// conditional put; a job's accepted schema is a plain put under the job's partition (`SCHEMA`).
 impl GroupStore for DynamoStore {
     async fn create_shard(&self, shard: &Shard) -> Result<Shard, WriteError<Shard>> {
         let item = items::shard_item(shard);
@@ -641,6 +641,28 @@ impl GroupStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("put_group_result", e))?;
+        Ok(())
+    }
+
+    async fn get_schemas(&self, jobs: &[JobId]) -> Result<Vec<(JobId, String)>, StoreError> {
+        let unique: BTreeSet<&JobId> = jobs.iter().collect();
+        let keys = unique.into_iter().map(|id| key(items::job_pk(id), items::SCHEMA_SK.into())).collect();
+        let found = self.batch_get("get_schemas", &self.tables.ledger, keys).await?;
+        let mut schemas = collect(&found, items::schema_from_item)?;
+        // BatchGetItem answers in no particular order; the in-memory store answers in job order.
+        schemas.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(schemas)
+    }
+
+    async fn put_schema(&self, job: &JobId, schema_json: &str) -> Result<(), StoreError> {
+        // Unconditional: the latest accepted schema wins.
+        self.client
+            .put_item()
+            .table_name(&self.tables.ledger)
+            .set_item(Some(items::schema_item(job, schema_json)))
+            .send()
+            .await
+            .map_err(|e| classify("put_schema", e))?;
         Ok(())
     }
 }

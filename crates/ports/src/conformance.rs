@@ -374,6 +374,7 @@ pub async fn run_groups<S: GroupStore>(store: &S, ns: &str) {
     a_full_shard_round_trips(store, ns).await;
     groups_are_cut_once_and_open_until_committed(store, ns).await;
     group_results_round_trip_per_attempt(store, ns).await;
+    schemas_round_trip_and_the_latest_wins(store, ns).await;
 }
 
 fn cohort(ns: &str, interval_secs: i64) -> CohortKey {
@@ -585,4 +586,43 @@ async fn group_results_round_trip_per_attempt<S: GroupStore>(store: &S, ns: &str
     store.put_group_result(&result).await.expect("put");
     let asked = [(key.clone(), Attempt(2)), (key.clone(), Attempt(1)), (key.clone(), Attempt(2))];
     assert_eq!(store.get_group_results(&asked).await.expect("get"), vec![result], "per attempt, once each");
+}
+
+async fn schemas_round_trip_and_the_latest_wins<S: GroupStore>(store: &S, ns: &str) {
+    let first = r#"[{"name":"id","type":"bigint","nullable":false}]"#;
+    let evolved = r#"[{"name":"id","type":"bigint","nullable":false},{"name":"note","type":"string","nullable":true}]"#;
+    let (orders, unknown) = (job_id(ns, "schema-orders"), job_id(ns, "schema-unknown"));
+    assert!(
+        store.get_schemas(std::slice::from_ref(&unknown)).await.expect("get").is_empty(),
+        "no schema yet: left out"
+    );
+    store.put_schema(&orders, first).await.expect("put");
+    assert_eq!(
+        store.get_schemas(std::slice::from_ref(&orders)).await.expect("get"),
+        vec![(orders.clone(), first.to_string())]
+    );
+    store.put_schema(&orders, evolved).await.expect("put again");
+    let asked = [orders.clone(), unknown.clone(), orders.clone()];
+    assert_eq!(
+        store.get_schemas(&asked).await.expect("get"),
+        vec![(orders.clone(), evolved.to_string())],
+        "the latest accepted wins; asked twice, answered once; unknown left out"
+    );
+
+    // More jobs than one BatchGetItem takes, each asked twice, some without a schema: every
+    // schema comes back whole, once, in job order.
+    let schema_of = |i: usize| format!(r#"[{{"name":"c{i}","type":"int","nullable":true}}]"#);
+    let mut ids = Vec::new();
+    for i in 0..150 {
+        let id = job_id(ns, &format!("schema-{i:03}"));
+        if i < 130 {
+            store.put_schema(&id, &schema_of(i)).await.expect("put");
+        }
+        ids.extend([id.clone(), id]);
+    }
+    ids.reverse();
+    let expected: Vec<(JobId, String)> =
+        (0..130).map(|i| (job_id(ns, &format!("schema-{i:03}")), schema_of(i))).collect();
+    assert_eq!(store.get_schemas(&ids).await.expect("batch"), expected);
+    assert!(store.get_schemas(&[]).await.expect("no keys").is_empty());
 }

@@ -25,6 +25,8 @@ struct Tables {
     /// The groups not yet committed: the adapter's sparse index of open groups.
     open_groups: BTreeSet<GroupKey>,
     group_results: BTreeMap<(GroupKey, Attempt), GroupResult>,
+    /// Each job's accepted source schema (JSON), apart from its shard as in the adapter.
+    schemas: BTreeMap<JobId, String>,
     /// The runs not yet finished: the adapter's sparse `active` index.
     active_runs: BTreeSet<RunKey>,
     /// A journal of run writes, so the simulator's checks look only at what changed.
@@ -384,6 +386,19 @@ impl GroupStore for MemoryStore {
     async fn put_group_result(&self, result: &GroupResult) -> Result<(), StoreError> {
         yield_now().await;
         self.lock().group_results.insert((result.group.clone(), result.attempt), result.clone());
+        Ok(())
+    }
+
+    async fn get_schemas(&self, jobs: &[JobId]) -> Result<Vec<(JobId, String)>, StoreError> {
+        yield_now().await;
+        let t = self.lock();
+        let unique: BTreeSet<&JobId> = jobs.iter().collect();
+        Ok(unique.into_iter().filter_map(|id| t.schemas.get(id).map(|s| (id.clone(), s.clone()))).collect())
+    }
+
+    async fn put_schema(&self, job: &JobId, schema_json: &str) -> Result<(), StoreError> {
+        yield_now().await;
+        self.lock().schemas.insert(job.clone(), schema_json.to_string());
         Ok(())
     }
 }

@@ -268,4 +268,14 @@ pub trait GroupStore: Send + Sync {
     /// Writes a group attempt's result. In production the Spark application writes it; tests and
     /// the simulator write it through here.
     fn put_group_result(&self, result: &GroupResult) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The accepted source schemas of these jobs (those with none left out), in job-id order,
+    /// strongly consistent and batched like `get_group_results`: a shard keeps only each job's
+    /// `schema_hash`, and a group attempt's spec carries each member's accepted schema for the
+    /// Spark job to compare the source against; a stale one could let a breaking change through.
+    fn get_schemas(&self, jobs: &[JobId]) -> impl Future<Output = Result<Vec<(JobId, String)>, StoreError>> + Send;
+    /// Records a job's accepted schema (JSON, up to a few KB). An unconditional put, the latest
+    /// accepted wins; called only when it changes (first publish, additive evolution), so the
+    /// shard item, rewritten every tick, carries its hash and not its bytes.
+    fn put_schema(&self, job: &JobId, schema_json: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
