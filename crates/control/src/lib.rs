@@ -7,6 +7,7 @@ pub mod clusters;
 pub mod config;
 pub mod events;
 pub mod follow;
+pub mod grouped;
 pub mod metrics;
 pub mod scheduler;
 

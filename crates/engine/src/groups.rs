@@ -11,9 +11,9 @@ use crate::runs::{
 };
 use crate::windows::cut_windows;
 use norris_model::{
-    Attempt, AttemptResult, BatchHandle, BatchObservation, BatchSubmission, ExtractionSpec, Group, GroupKey,
-    GroupResult, GroupStatus, JobDefinition, JobId, LivyBatchSpec, Member, MemberState, RetryPolicy, Shard, UnixTime,
-    Validity, Version,
+    Attempt, AttemptResult, BatchHandle, BatchObservation, BatchSubmission, ClusterKey, ExtractionSpec, Group,
+    GroupKey, GroupResult, GroupStatus, JobDefinition, JobId, LivyBatchSpec, Member, MemberState, RetryPolicy,
+    RunOutcome, Shard, UnixTime, Validity, Version,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -75,17 +75,29 @@ pub fn shard_after_cut(now: UnixTime, shard: &Shard, group: &Group, view: &Shard
         }
         *cut.entry(&member.job_id).or_default() += 1;
     }
-    next.due_at = next
+    next.due_at = due_at_after(now, &next, view, &cut);
+    next
+}
+
+/// When `shard` is next due, as it stands (nothing cut this tick): when its earliest runnable job
+/// has a window to cut. `None` when every job is held.
+pub fn next_due_at(now: UnixTime, shard: &Shard, view: &ShardView<'_>) -> Option<UnixTime> {
+    due_at_after(now, shard, view, &BTreeMap::new())
+}
+
+fn due_at_after(now: UnixTime, shard: &Shard, view: &ShardView<'_>, cut: &BTreeMap<&JobId, u32>) -> Option<UnixTime> {
+    shard
         .jobs
         .iter()
         .filter(|(_, job)| job.validity == Validity::Valid)
         .filter_map(|(id, job)| {
             let spec = view.runnable.get(id)?;
             let uncommitted = view.uncommitted.get(id).copied().unwrap_or(0) + cut.get(id).copied().unwrap_or(0);
-            Some(cut_windows(now, spec, job.next_window_lo, uncommitted).due_at)
+            // Windows still cuttable now (a stored group cut fewer than planned): due now.
+            let plan = cut_windows(now, spec, job.next_window_lo, uncommitted);
+            Some(if plan.windows.is_empty() { plan.due_at } else { now })
         })
-        .min();
-    next
+        .min()
 }
 
 /// What a group attempt's results did to its members, and what the group does next.
@@ -177,6 +189,12 @@ pub enum GroupStep {
     /// The attempt ended (with a result, or without one: every member still to do then counts a
     /// failure): apply the settlement.
     Settle(Box<Settlement>),
+    /// Livy refused the submission as busy (no fault of the group's): a new attempt, due at once,
+    /// no failure counted.
+    Requeue {
+        /// What Livy said.
+        reason: String,
+    },
 }
 
 /// The Livy batch name of a group attempt: unique per attempt, found by name like a run's.
@@ -222,6 +240,64 @@ pub fn follow_group(
         }
         BatchVerdict::Ended { reason } => GroupStep::Settle(Box::new(settle(now, group, &[], policies, &reason))),
     }
+}
+
+/// The next step of a group whose own submission call just failed, from what Livy then says of
+/// the batch's name (the runs' rule, `after_failed_submission`): adopt the batch if the call took
+/// effect before its answer was lost; requeue if Livy was busy; otherwise the attempt ended, and
+/// each member still to do counts a failure.
+pub fn group_after_failed_submission(
+    now: UnixTime,
+    group: &Group,
+    policies: &BTreeMap<JobId, RetryPolicy>,
+    batch: Option<&BatchObservation>,
+    error: &str,
+    busy: bool,
+) -> GroupStep {
+    match batch {
+        Some(b) => follow_group(now, group, policies, Some(b), None),
+        None if busy => GroupStep::Requeue { reason: format!("Livy was busy and refused the submission: {error}") },
+        None => {
+            let reason = format!("the submission failed and Livy does not have it: {error}");
+            GroupStep::Settle(Box::new(settle(now, group, &[], policies, &reason)))
+        }
+    }
+}
+
+/// The group to write once its attempt ended: members as `settlement` judged them; settled when
+/// none is left to do, or a new attempt pending after the backoff. `summary` is kept as the ended
+/// attempt's outcome for operators.
+pub fn group_after_settlement(now: UnixTime, group: &Group, settlement: &Settlement, summary: String) -> Group {
+    let mut next = settlement.group.clone();
+    next.updated_at = now;
+    next.last_outcome = Some(RunOutcome { attempt: group.attempt, summary, moved_off: None });
+    match settlement.next {
+        GroupNext::Settled => next.status = GroupStatus::Settled { at: now },
+        GroupNext::Retry { not_before } => {
+            next.attempt = group.attempt.next();
+            next.status = GroupStatus::Pending { not_before };
+        }
+    }
+    next
+}
+
+/// A new attempt of `group`, pending at `not_before`, without a failure counted: the current one
+/// was refused as busy, or its cluster is being left (`moved_off`, kept so operators see where it
+/// came from). The new attempt fences the old one, which may still run where nobody can reach it:
+/// it can write files but never be published.
+pub fn supersede_group(
+    group: &Group,
+    summary: String,
+    moved_off: Option<ClusterKey>,
+    now: UnixTime,
+    not_before: UnixTime,
+) -> Group {
+    let mut next = group.clone();
+    next.last_outcome = Some(RunOutcome { attempt: group.attempt, summary, moved_off });
+    next.attempt = group.attempt.next();
+    next.status = GroupStatus::Pending { not_before };
+    next.updated_at = now;
+    next
 }
 
 /// The spec of a group attempt (`livy-jobs/README.md`, "Groups"): its members still to do, each a

@@ -272,15 +272,28 @@ pub fn place_runs<'a>(
     running_per_cluster: &BTreeMap<ClusterKey, u32>,
     capacity: impl Fn(&SizeClass) -> u32,
 ) -> Vec<(&'a Run, ClusterKey)> {
+    place_attempts(pending, |r| (r.window.lo, r.job_id.clone()), clusters, running_per_cluster, capacity)
+}
+
+/// Where each pending attempt (a run's or a group's) goes: the least-loaded ready cluster of its
+/// size class with a free batch slot (`capacity` per cluster), in `order`; what does not fit
+/// waits for the next tick.
+pub fn place_attempts<'a, T, K: Ord>(
+    pending: &[(&'a T, &SizeClass)],
+    order: impl Fn(&T) -> K,
+    clusters: &[Cluster],
+    running_per_cluster: &BTreeMap<ClusterKey, u32>,
+    capacity: impl Fn(&SizeClass) -> u32,
+) -> Vec<(&'a T, ClusterKey)> {
     let mut load: BTreeMap<ClusterKey, u32> = clusters
         .iter()
         .filter(|c| c.state == ClusterState::Ready && c.livy_endpoint.is_some())
         .map(|c| (c.key.clone(), running_per_cluster.get(&c.key).copied().unwrap_or(0)))
         .collect();
-    let mut order: Vec<&(&Run, &SizeClass)> = pending.iter().collect();
-    order.sort_by_key(|(r, _)| (r.window.lo, r.job_id.clone()));
+    let mut sorted: Vec<&(&T, &SizeClass)> = pending.iter().collect();
+    sorted.sort_by_key(|(t, _)| order(t));
     let mut placed = Vec::new();
-    for (run, size_class) in order {
+    for (attempt, size_class) in sorted {
         let best = clusters
             .iter()
             .filter(|c| &c.size_class == *size_class)
@@ -289,7 +302,7 @@ pub fn place_runs<'a>(
             .min_by_key(|(c, l)| (*l, c.key.clone()));
         if let Some((cluster, _)) = best {
             *load.entry(cluster.key.clone()).or_default() += 1;
-            placed.push((*run, cluster.key.clone()));
+            placed.push((*attempt, cluster.key.clone()));
         }
     }
     placed

@@ -13,6 +13,7 @@ pub mod emr;
 pub mod memory;
 pub mod memory_emr;
 pub mod memory_livy;
+pub mod spec;
 pub mod store;
 
 pub use batch::{BatchError, BatchObservation, BatchPhase, BatchService, BatchSubmission};
@@ -21,4 +22,5 @@ pub use emr::{EmrError, EmrService, InstancePlacement};
 pub use memory::MemoryStore;
 pub use memory_emr::MemoryEmr;
 pub use memory_livy::MemoryLivy;
+pub use spec::{FileSpecs, MemorySpecs, SpecError, SpecStore};
 pub use store::{Annotation, DefinitionRecord, GroupStore, StateStore, StoreError, WriteError};

@@ -1,0 +1,926 @@
+//! The scheduler tick on the grouped ledger (ARCHITECTURE.md, "Plan: the grouped ledger"): jobs
+//! live in shards of their cohort, and a tick cuts each due shard's windows into one group, run as
+//! one Livy batch per attempt. Built beside the per-window tick (`scheduler.rs`) and not yet run
+//! by the Lambda: the lifecycle passes, the CLI and the simulator move over in the next steps.
+//!
+//! A tick, in order:
+//! 1. the definition sweep (when its periodic task is due): every definition gets a line in a
+//!    shard of its cohort (a job whose cohort changed moves once its windows in flight are
+//!    committed, carrying its watermark);
+//! 2. following the open groups' placed attempts (Livy by batch name, then the attempt's result):
+//!    results settle members one by one by the runs' rules; a group on a cluster the ledger says
+//!    it must leave gets a new attempt (no failure counted);
+//! 3. each due shard, and each shard a group of which settled: the settled members folded into
+//!    its watermarks, the due windows cut into a new group (created before the shard records the
+//!    cut, so a tick that dies in between is finished by the next), in one shard write;
+//! 4. placing and submitting pending groups: the placement is recorded before the Livy call, the
+//!    group's spec is written where its application reads it.
+//!
+//! Every write is conditional (groups and shards are versioned, a cut is a conditional create), so
+//! two ticks at once, or a tick that dies between any two writes, leave the ledger right.
+//!
+//! The report's counts are per window (member) where runs were: `windows_cut` members cut,
+//! `runs_published` members published, `runs_failed` members given up or quarantined;
+//! `runs_submitted`, `runs_retried` and `runs_waiting_for_a_cluster` count group attempts.
+
+use crate::config::SchedulerConfig;
+use crate::follow::{at_once, DEFAULT_BATCH_SLOTS};
+use crate::scheduler::{JobFailure, TickError, TickReport};
+use norris_engine::clusters::must_move_runs;
+use norris_engine::groups::{
+    fold_into_shard, follow_group, group_after_failed_submission, group_after_settlement, group_batch_name, group_spec,
+    group_submission, next_due_at, plan_group, shard_after_cut, supersede_group, GroupNext, GroupStep, Settlement,
+    ShardView,
+};
+use norris_engine::runs::place_attempts;
+use norris_engine::{reconcile_job, DefinitionView};
+use norris_model::job::definition_hash;
+use norris_model::{
+    Attempt, BatchObservation, Cluster, ClusterKey, ClusterState, CohortKey, Group, GroupKey, GroupResult, GroupStatus,
+    JobDefinition, JobId, JobState, MemberState, RetryPolicy, Shard, ShardJob, ShardKey, SizeClass, UnixTime, Validity,
+    Version, SHARD_MAX_JOBS,
+};
+use norris_ports::{
+    Annotation, BatchError, BatchService, DefinitionRecord, GroupStore, SpecStore, StateStore, StoreError, WriteError,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The periodic-task name of the grouped ledger's definition sweep.
+pub const GROUP_SWEEP_TASK: &str = "group-definition-sweep";
+
+/// Members of one group attempt the Spark application runs at once (its thread pool).
+pub const GROUP_MAX_PARALLEL: u32 = 8;
+
+/// Tries of a shard write that lost to another writer (a tick and the sweep both write shards):
+/// the change is applied again to the shard as it now stands.
+const SHARD_WRITE_TRIES: usize = 3;
+
+/// What a tick reads once and every step uses.
+struct Ledger {
+    clusters: Vec<Cluster>,
+    slots: HashMap<SizeClass, u32>,
+    definitions: HashMap<String, DefinitionRecord<JobDefinition>>,
+    results_table: String,
+}
+
+impl Ledger {
+    fn definition(&self, job: &JobId) -> Option<&JobDefinition> {
+        self.definitions.get(job.as_str()).and_then(|r| r.parsed.as_ref().ok())
+    }
+
+    fn policies(&self, group: &Group) -> BTreeMap<JobId, RetryPolicy> {
+        group.members.iter().filter_map(|m| Some((m.job_id.clone(), self.definition(&m.job_id)?.retry))).collect()
+    }
+
+    fn cluster(&self, key: &ClusterKey) -> Option<&Cluster> {
+        self.clusters.iter().find(|c| &c.key == key)
+    }
+
+    fn endpoint(&self, key: &ClusterKey) -> Option<&str> {
+        self.cluster(key)
+            .filter(|c| matches!(c.state, ClusterState::Ready | ClusterState::Draining { .. }))
+            .and_then(|c| c.livy_endpoint.as_deref())
+    }
+}
+
+/// What following a group decided that its shard's next write carries: jobs to quarantine and
+/// schemas newly accepted (by hash; the schema itself is written before).
+#[derive(Debug, Default)]
+struct ShardNotes {
+    quarantine: BTreeMap<JobId, String>,
+    schema_hashes: BTreeMap<JobId, String>,
+}
+
+fn placed_cluster(group: &Group) -> Option<&ClusterKey> {
+    match &group.status {
+        GroupStatus::Submitting { cluster, .. } | GroupStatus::Running { cluster, .. } => Some(cluster),
+        GroupStatus::Pending { .. } | GroupStatus::Settled { .. } => None,
+    }
+}
+
+/// Runs one tick of the grouped ledger at `now` (see the module documentation for its steps).
+pub async fn grouped_tick<S, B, P>(
+    store: &S,
+    batches: &B,
+    specs: &P,
+    now: UnixTime,
+    config: &SchedulerConfig,
+) -> Result<TickReport, TickError>
+where
+    S: StateStore + GroupStore,
+    B: BatchService,
+    P: SpecStore,
+{
+    let mut report = TickReport { now: now.secs(), ..TickReport::default() };
+    if store.claim_periodic(GROUP_SWEEP_TASK, now, now.plus_secs(config.definition_sweep_secs)).await? {
+        report.swept = true;
+        sweep_into_shards(store, now, &mut report).await?;
+    }
+    let open = store.open_groups().await?;
+    let due = store.due_shards(now, config.max_due_per_tick).await?;
+    // The definitions of every job a step may need: those with members to do, and the due shards'.
+    let mut jobs: BTreeSet<JobId> =
+        open.iter().flat_map(|g| g.to_do().map(|m| m.job_id.clone())).collect::<BTreeSet<_>>();
+    jobs.extend(due.iter().flat_map(|s| s.jobs.keys().cloned()));
+    let jobs: Vec<JobId> = jobs.into_iter().collect();
+    let definitions = store.get_job_definitions(&jobs).await?.into_iter().map(|r| (r.key.clone(), r)).collect();
+    let slots = store
+        .list_pools()
+        .await?
+        .into_iter()
+        .filter_map(|p| p.parsed.ok())
+        .map(|p| (p.size_class, p.max_concurrent_batches))
+        .collect();
+    let ledger = Ledger {
+        clusters: store.list_clusters().await?,
+        slots,
+        definitions,
+        results_table: format!("{}-results", config.table_prefix),
+    };
+
+    let mut notes: BTreeMap<ShardKey, ShardNotes> = BTreeMap::new();
+    let mut groups = follow_groups(store, batches, now, &ledger, open, &mut notes, &mut report).await?;
+
+    // Shards to write: the due ones, and those a group of which settled or published this tick.
+    let mut shards: BTreeMap<ShardKey, Shard> = due.into_iter().map(|s| (s.key.clone(), s)).collect();
+    report.jobs_due = shards.values().map(|s| s.jobs.len()).sum();
+    let settled: BTreeSet<ShardKey> = groups
+        .values()
+        .filter(|g| matches!(g.status, GroupStatus::Settled { .. }) || notes.contains_key(&g.key.shard))
+        .map(|g| g.key.shard.clone())
+        .collect();
+    let unread: Vec<ShardKey> = settled.into_iter().filter(|k| !shards.contains_key(k)).collect();
+    for key in unread {
+        if let Some(shard) = store.get_shard(&key).await? {
+            shards.insert(key, shard);
+        }
+    }
+    let ticked = at_once(shards.into_values().map(|shard| {
+        let of_shard: Vec<Group> = groups.values().filter(|g| g.key.shard == shard.key).cloned().collect();
+        let note = notes.remove(&shard.key).unwrap_or_default();
+        let ledger = &ledger;
+        async move {
+            let mut part = TickReport::default();
+            let key = shard.key.clone();
+            let outcome = tick_shard(store, now, ledger, shard, of_shard, &note, &mut part).await;
+            (key, outcome, part)
+        }
+    }))
+    .await;
+    for (key, outcome, part) in ticked {
+        report.absorb(part);
+        match outcome {
+            Ok(written) => {
+                for group in written {
+                    groups.insert(group.key.clone(), group);
+                }
+            }
+            Err(e) => {
+                tracing::error!(shard = %key, error = %e, "shard left as it was after a store error");
+                report.failures.push(JobFailure { job_id: format!("shard {key}"), error: e.to_string() });
+            }
+        }
+    }
+
+    place_and_submit(store, batches, specs, now, &ledger, &groups, &mut report).await;
+    tracing::info!(
+        swept = report.swept,
+        jobs_due = report.jobs_due,
+        windows_cut = report.windows_cut,
+        attempts_submitted = report.runs_submitted,
+        windows_published = report.runs_published,
+        windows_committed = report.windows_committed,
+        attempts_retried = report.runs_retried,
+        windows_failed = report.runs_failed,
+        conflicts = report.conflicts,
+        failures = report.failures.len(),
+        "grouped scheduler tick done"
+    );
+    Ok(report)
+}
+
+/// Writes `next` over its stored version; `Ok(None)` when another invocation wrote first.
+async fn write_group<S: GroupStore>(
+    store: &S,
+    next: &Group,
+    report: &mut TickReport,
+) -> Result<Option<Group>, StoreError> {
+    match store.update_group(next).await {
+        Ok(g) => Ok(Some(g)),
+        Err(WriteError::Conflict { .. }) => {
+            report.conflicts += 1;
+            Ok(None)
+        }
+        Err(WriteError::Store(e)) => Err(e),
+    }
+}
+
+/// Follows every placed open group; returns the open groups as they now stand (those that lost a
+/// race to another writer as this tick read them: the next tick looks again).
+async fn follow_groups<S: GroupStore, B: BatchService>(
+    store: &S,
+    batches: &B,
+    now: UnixTime,
+    ledger: &Ledger,
+    open: Vec<Group>,
+    notes: &mut BTreeMap<ShardKey, ShardNotes>,
+    report: &mut TickReport,
+) -> Result<BTreeMap<GroupKey, Group>, StoreError> {
+    // Livy is asked about every placed group before the results are read: a result is written
+    // before its batch ends, so a batch seen ended always comes with its result.
+    let placed: Vec<&Group> = open.iter().filter(|g| placed_cluster(g).is_some()).collect();
+    let lookups = at_once(placed.iter().map(|group| async move {
+        let mut part = TickReport::default();
+        let batch = look_up_group_batch(batches, now, ledger, group, &mut part).await;
+        (*group, batch, part)
+    }))
+    .await;
+    let mut looked = Vec::new();
+    for (group, batch, part) in lookups {
+        report.absorb(part);
+        if let Some(batch) = batch {
+            looked.push((group, batch));
+        }
+    }
+    let attempts: Vec<(GroupKey, Attempt)> = looked.iter().map(|(g, _)| (g.key.clone(), g.attempt)).collect();
+    let mut results: HashMap<(GroupKey, Attempt), GroupResult> = match store.get_group_results(&attempts).await {
+        Ok(found) => found.into_iter().map(|r| ((r.group.clone(), r.attempt), r)).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read group results; followed next tick");
+            report.failures.push(JobFailure { job_id: "group results".into(), error: e.to_string() });
+            looked.clear();
+            HashMap::new()
+        }
+    };
+    let followed = at_once(looked.into_iter().map(|(group, batch)| {
+        let result = results.remove(&(group.key.clone(), group.attempt));
+        async move {
+            let mut part = TickReport::default();
+            let policies = ledger.policies(group);
+            let leaving = placed_cluster(group).and_then(|k| ledger.cluster(k)).filter(|c| must_move_runs(c, now));
+            let step = match (leaving, result.as_ref()) {
+                (Some(cluster), None) => {
+                    // The mover's rule for runs: no failure counted for the loss of a cluster.
+                    let why = format!("moved off cluster {}: the ledger says it must be left", cluster.key);
+                    tracing::warn!(group = %group.key, attempt = %group.attempt, cluster = %cluster.key, "group moved off a cluster being left");
+                    let next = supersede_group(group, why, Some(cluster.key.clone()), now, now);
+                    let written = write_group(store, &next, &mut part).await;
+                    return (group, written.map(|w| (w, ShardNotes::default())), part);
+                }
+                _ => follow_group(now, group, &policies, batch.as_ref(), result.as_ref()),
+            };
+            let outcome = apply_group_step(store, batches, now, ledger, group, step, batch, result, &mut part).await;
+            (group, outcome, part)
+        }
+    }))
+    .await;
+    let mut latest: BTreeMap<GroupKey, Group> = open.iter().map(|g| (g.key.clone(), g.clone())).collect();
+    for (group, outcome, part) in followed {
+        report.absorb(part);
+        match outcome {
+            Ok((written, note)) => {
+                if let Some(written) = written {
+                    latest.insert(written.key.clone(), written);
+                }
+                if !note.quarantine.is_empty() || !note.schema_hashes.is_empty() {
+                    let into = notes.entry(group.key.shard.clone()).or_default();
+                    into.quarantine.extend(note.quarantine);
+                    into.schema_hashes.extend(note.schema_hashes);
+                }
+            }
+            Err(e) => report.failures.push(JobFailure { job_id: format!("group {}", group.key), error: e.to_string() }),
+        }
+    }
+    Ok(latest)
+}
+
+/// What Livy knows of a placed group's batch (`Some(None)`: nothing, or its cluster has no
+/// endpoint or is being left, so Livy is not asked); `None` when Livy does not answer (reported;
+/// looked at again next tick).
+async fn look_up_group_batch<B: BatchService>(
+    batches: &B,
+    now: UnixTime,
+    ledger: &Ledger,
+    group: &Group,
+    report: &mut TickReport,
+) -> Option<Option<BatchObservation>> {
+    let key = placed_cluster(group)?;
+    if ledger.cluster(key).is_some_and(|c| must_move_runs(c, now)) {
+        return Some(None);
+    }
+    let Some(endpoint) = ledger.endpoint(key) else { return Some(None) };
+    match batches.find(endpoint, &group_batch_name(group)).await {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::warn!(group = %group.key, cluster = %key, error = %e, "cannot reach Livy to follow the group");
+            report.failures.push(JobFailure { job_id: format!("group {}", group.key), error: e.to_string() });
+            None
+        }
+    }
+}
+
+/// One line for operators about what an ended attempt did.
+fn settlement_summary(settlement: &Settlement, group: &Group) -> String {
+    let mut counts = [0usize; 4];
+    for (before, after) in group.members.iter().zip(&settlement.group.members) {
+        if before.state != MemberState::ToDo {
+            continue;
+        }
+        let i = match after.state {
+            MemberState::Published { .. } => 0,
+            MemberState::Failed { .. } => 1,
+            MemberState::Quarantined { .. } => 2,
+            MemberState::ToDo => 3,
+        };
+        counts[i] += 1;
+    }
+    format!(
+        "attempt {}: {} published, {} failed, {} quarantined, {} to retry",
+        group.attempt, counts[0], counts[1], counts[2], counts[3]
+    )
+}
+
+/// Carries out the next `step` of a placed `group`; returns the group as written (`None`: another
+/// invocation wrote first) and what its shard's next write must carry.
+#[allow(clippy::too_many_arguments)]
+async fn apply_group_step<S: GroupStore, B: BatchService>(
+    store: &S,
+    batches: &B,
+    now: UnixTime,
+    ledger: &Ledger,
+    group: &Group,
+    step: GroupStep,
+    batch: Option<BatchObservation>,
+    result: Option<GroupResult>,
+    report: &mut TickReport,
+) -> Result<(Option<Group>, ShardNotes), StoreError> {
+    let Some(cluster) = placed_cluster(group).cloned() else { return Ok((None, ShardNotes::default())) };
+    let mut note = ShardNotes::default();
+    let next = match step {
+        GroupStep::Wait => return Ok((None, note)),
+        GroupStep::MarkRunning(handle) => {
+            let mut next = group.clone();
+            next.status = GroupStatus::Running { cluster, batch: handle, since: now };
+            next.updated_at = now;
+            return Ok((write_group(store, &next, report).await?, note));
+        }
+        GroupStep::Requeue { reason } => {
+            tracing::warn!(group = %group.key, attempt = %group.attempt, %reason, "submission refused; placed again");
+            supersede_group(group, reason, None, now, now)
+        }
+        GroupStep::Settle(settlement) => {
+            // Schemas first: a member published with a first or evolved schema makes it the
+            // job's accepted one, recorded before the group says the member is published.
+            for r in result.iter().flat_map(|r| &r.members).filter(|r| r.attempt == group.attempt) {
+                if matches!(r.schema_verdict.as_str(), "first" | "evolved") {
+                    let job = JobId::new(r.run_key.rsplit_once('@').map_or(r.run_key.as_str(), |(job, _)| job));
+                    let published = settlement.group.members.iter().any(|m| {
+                        m.job_id == job
+                            && matches!(m.state, MemberState::Published { attempt, .. } if attempt == group.attempt)
+                    });
+                    if published {
+                        store.put_schema(&job, &r.schema_json).await?;
+                        note.schema_hashes.insert(job, schema_hash(&r.schema_json));
+                    }
+                }
+            }
+            note.quarantine.extend(settlement.quarantined.iter().cloned());
+            let summary = settlement_summary(&settlement, group);
+            let next = group_after_settlement(now, group, &settlement, summary.clone());
+            let mut published = 0;
+            let mut failed = 0;
+            for (before, after) in group.members.iter().zip(&next.members) {
+                if before.state == MemberState::ToDo {
+                    match after.state {
+                        MemberState::Published { .. } => published += 1,
+                        MemberState::Failed { .. } | MemberState::Quarantined { .. } => failed += 1,
+                        MemberState::ToDo => {}
+                    }
+                }
+            }
+            match settlement.next {
+                GroupNext::Settled => {
+                    tracing::info!(group = %group.key, %summary, "group attempt ended; group settled")
+                }
+                GroupNext::Retry { .. } => {
+                    tracing::warn!(group = %group.key, %summary, "group attempt ended; a new attempt runs what is left");
+                    report.runs_retried += 1;
+                }
+            }
+            for (job, reason) in &settlement.quarantined {
+                tracing::error!(job_id = %job, %reason, alarm = "job_quarantined", "breaking schema change; job quarantined");
+            }
+            for m in next.members.iter().filter(|m| matches!(m.state, MemberState::Failed { .. })) {
+                if group
+                    .members
+                    .iter()
+                    .any(|b| b.job_id == m.job_id && b.window == m.window && b.state == MemberState::ToDo)
+                {
+                    tracing::error!(job_id = %m.job_id, window_lo = m.window.lo.0, alarm = "run_failed", "window failed after its last attempt");
+                }
+            }
+            let written = write_group(store, &next, report).await?;
+            if written.is_some() {
+                report.runs_published += published;
+                report.runs_failed += failed;
+            } else {
+                note = ShardNotes::default();
+            }
+            // A superseded attempt may still run: kill it where Livy answers (best effort; even
+            // if it lives on, it can never publish).
+            if let (Some(endpoint), Some(b)) = (ledger.endpoint(&cluster), batch.as_ref()) {
+                if !b.phase.is_final() {
+                    if let Err(e) = batches.kill(endpoint, b.id).await {
+                        tracing::warn!(group = %group.key, error = %e, "could not kill the superseded attempt");
+                    }
+                }
+            }
+            return Ok((written, note));
+        }
+    };
+    Ok((write_group(store, &next, report).await?, note))
+}
+
+/// The hash a shard keeps of an accepted schema (the schema itself is kept per job).
+fn schema_hash(schema_json: &str) -> String {
+    let value = serde_json::from_str(schema_json).unwrap_or_else(|_| serde_json::Value::String(schema_json.into()));
+    definition_hash(&value)
+}
+
+/// A shard's jobs that may be cut now: enabled, with a valid extraction definition at the hash
+/// the shard's line was reconciled at, in the shard's cohort. The others are held: a job whose
+/// definition changed waits for the sweep, which moves it when its cohort changed.
+fn runnable<'a>(shard: &Shard, ledger: &'a Ledger) -> BTreeMap<JobId, &'a norris_model::ExtractionSpec> {
+    shard
+        .jobs
+        .iter()
+        .filter_map(|(id, line)| {
+            let record = ledger.definitions.get(id.as_str())?;
+            let def = record.parsed.as_ref().ok()?;
+            let spec = def.extraction()?;
+            let same = record.hash == line.definition_hash && CohortKey::of(&def.size_class, spec) == shard.key.cohort;
+            (def.enabled && same).then_some((id.clone(), spec))
+        })
+        .collect()
+}
+
+/// Windows of each job cut and not yet under its watermark, in the shard's open groups whose cut
+/// the shard recorded (a group a dead tick created past `cut_seq` is the one the next cut finds
+/// again, and counts once it is recorded).
+fn uncommitted(shard: &Shard, groups: &[Group]) -> BTreeMap<JobId, u32> {
+    let mut counts = BTreeMap::new();
+    for m in groups.iter().filter(|g| g.key.seq <= shard.cut_seq).flat_map(|g| &g.members) {
+        if shard.jobs.get(&m.job_id).is_some_and(|line| m.window.hi > line.watermark) {
+            *counts.entry(m.job_id.clone()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// One shard's write of the tick: the notes from following (quarantines, accepted schemas), the
+/// fold of its open groups' published members, and the cut of its due windows into a group (the
+/// group created first). Returns the groups it created or marked committed.
+async fn tick_shard<S: GroupStore>(
+    store: &S,
+    now: UnixTime,
+    ledger: &Ledger,
+    mut shard: Shard,
+    mut groups: Vec<Group>,
+    note: &ShardNotes,
+    report: &mut TickReport,
+) -> Result<Vec<Group>, StoreError> {
+    let mut created: Option<Group> = None;
+    for _ in 0..SHARD_WRITE_TRIES {
+        let mut next = shard.clone();
+        for (job, reason) in &note.quarantine {
+            if let Some(line) = next.jobs.get_mut(job) {
+                line.validity = Validity::Quarantined { reason: reason.clone() };
+            }
+        }
+        for (job, hash) in &note.schema_hashes {
+            if let Some(line) = next.jobs.get_mut(job) {
+                line.schema_hash = Some(hash.clone());
+            }
+        }
+        let fold = fold_into_shard(&next, &groups);
+        if let Some(folded) = fold.shard {
+            next = folded;
+        }
+        let view = ShardView { runnable: runnable(&next, ledger), uncommitted: uncommitted(&next, &groups) };
+        if next.due_at.is_some_and(|at| at <= now) {
+            if let Some(planned) = plan_group(now, &next, &view) {
+                let group = match store.create_group(&planned).await {
+                    Ok(g) => {
+                        report.windows_cut += g.members.len();
+                        g
+                    }
+                    // Cut before: by a tick that died before recording it, or by one running now.
+                    Err(WriteError::Conflict { current: Some(stored) }) => {
+                        report.conflicts += 1;
+                        *stored
+                    }
+                    Err(WriteError::Conflict { current: None }) => {
+                        report.conflicts += 1;
+                        return Ok(Vec::new());
+                    }
+                    Err(WriteError::Store(e)) => return Err(e),
+                };
+                next = shard_after_cut(now, &next, &group, &view);
+                if !groups.iter().any(|g| g.key == group.key) {
+                    groups.push(group.clone());
+                }
+                created = Some(group);
+            } else {
+                next.due_at = next_due_at(now, &next, &view);
+            }
+        }
+        // A shard is always in the due index, so the sweep finds every shard there: one whose
+        // jobs are all held is looked at again an interval later.
+        if next.due_at.is_none() {
+            next.due_at = Some(now.plus_secs(next.key.cohort.interval_secs));
+        }
+        let committed_windows: usize = next
+            .jobs
+            .iter()
+            .filter_map(|(id, line)| {
+                let before = shard.jobs.get(id)?.watermark;
+                Some(
+                    groups
+                        .iter()
+                        .flat_map(|g| &g.members)
+                        .filter(|m| &m.job_id == id && m.window.lo >= before && m.window.hi <= line.watermark)
+                        .count(),
+                )
+            })
+            .sum();
+        if next == shard {
+            return Ok(created.into_iter().collect());
+        }
+        match store.update_shard(&next).await {
+            Ok(_) => {
+                report.windows_committed += committed_windows;
+                let mut written: Vec<Group> = created.into_iter().collect();
+                for key in fold.committed {
+                    let Some(group) = groups.iter().find(|g| g.key == key) else { continue };
+                    let mut done = group.clone();
+                    done.committed = true;
+                    done.updated_at = now;
+                    if let Some(g) = write_group(store, &done, report).await? {
+                        written.push(g);
+                    }
+                }
+                return Ok(written);
+            }
+            Err(WriteError::Conflict { current: Some(current) }) => {
+                report.conflicts += 1;
+                shard = *current;
+            }
+            Err(WriteError::Conflict { current: None }) => {
+                report.conflicts += 1;
+                return Ok(created.into_iter().collect());
+            }
+            Err(WriteError::Store(e)) => return Err(e),
+        }
+    }
+    Ok(created.into_iter().collect())
+}
+
+/// Places the pending groups on ready clusters of their size class with a free batch slot, and
+/// submits them (at most [`crate::follow::RUN_CONCURRENCY`] at once).
+async fn place_and_submit<S, B, P>(
+    store: &S,
+    batches: &B,
+    specs: &P,
+    now: UnixTime,
+    ledger: &Ledger,
+    groups: &BTreeMap<GroupKey, Group>,
+    report: &mut TickReport,
+) where
+    S: GroupStore,
+    B: BatchService,
+    P: SpecStore,
+{
+    let mut running: BTreeMap<ClusterKey, u32> = BTreeMap::new();
+    for cluster in groups.values().filter_map(placed_cluster) {
+        *running.entry(cluster.clone()).or_default() += 1;
+    }
+    let pending: Vec<(&Group, &SizeClass)> = groups
+        .values()
+        .filter(|g| matches!(g.status, GroupStatus::Pending { not_before } if not_before <= now))
+        .filter(|g| g.to_do().next().is_some())
+        .map(|g| (g, &g.key.shard.cohort.size_class))
+        .collect();
+    let slots = |sc: &SizeClass| ledger.slots.get(sc).copied().unwrap_or(DEFAULT_BATCH_SLOTS);
+    let placements = place_attempts(&pending, |g| (g.created_at, g.key.clone()), &ledger.clusters, &running, slots);
+    report.runs_waiting_for_a_cluster += pending.len() - placements.len();
+    let submitted = at_once(placements.into_iter().map(|(group, cluster)| async move {
+        let mut part = TickReport::default();
+        if let Err(e) = submit_group(store, batches, specs, now, ledger, group, &cluster, &mut part).await {
+            part.failures.push(JobFailure { job_id: format!("group {}", group.key), error: e.to_string() });
+        }
+        part
+    }))
+    .await;
+    for part in submitted {
+        report.absorb(part);
+    }
+}
+
+/// Records the placement, writes the attempt's spec, submits it, and records what Livy answered.
+#[allow(clippy::too_many_arguments)]
+async fn submit_group<S: GroupStore, B: BatchService, P: SpecStore>(
+    store: &S,
+    batches: &B,
+    specs: &P,
+    now: UnixTime,
+    ledger: &Ledger,
+    group: &Group,
+    cluster: &ClusterKey,
+    report: &mut TickReport,
+) -> Result<(), StoreError> {
+    // The placement is recorded before calling Livy: if this invocation dies after the call, the
+    // next tick finds the batch by name instead of submitting a second one.
+    let mut placed = group.clone();
+    placed.status = GroupStatus::Submitting { cluster: cluster.clone(), since: now };
+    placed.updated_at = now;
+    let Some(placed) = write_group(store, &placed, report).await? else { return Ok(()) };
+    let Some(endpoint) = ledger.endpoint(cluster) else { return Ok(()) };
+    let jobs: Vec<JobId> = placed.to_do().map(|m| m.job_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let definitions: BTreeMap<JobId, &JobDefinition> =
+        jobs.iter().filter_map(|id| Some((id.clone(), ledger.definition(id)?))).collect();
+    let Some(livy) = jobs.iter().find_map(|id| definitions.get(id)).map(|d| &d.livy) else { return Ok(()) };
+    let schemas: BTreeMap<JobId, String> = store.get_schemas(&jobs).await?.into_iter().collect();
+    let spec = group_spec(&placed, &definitions, &schemas, &ledger.results_table, GROUP_MAX_PARALLEL);
+    let name = format!("{}-a{}", placed.key, placed.attempt).replace('/', "-");
+    let policies = ledger.policies(&placed);
+    let uri = match specs.put_spec(&name, &spec).await {
+        Ok(uri) => uri,
+        Err(e) => {
+            // Nothing reached Livy: a new attempt, placed again next tick, no failure counted.
+            tracing::warn!(group = %placed.key, error = %e, "cannot write the group's spec; placed again");
+            report.failures.push(JobFailure { job_id: format!("group {}", placed.key), error: e.to_string() });
+            let next = supersede_group(&placed, e.to_string(), None, now, now);
+            write_group(store, &next, report).await?;
+            return Ok(());
+        }
+    };
+    let submission = group_submission(&placed, livy, &uri);
+    let (step, batch) = match batches.submit(endpoint, &submission).await {
+        Ok(obs) => {
+            report.runs_submitted += 1;
+            tracing::info!(group = %placed.key, attempt = %placed.attempt, cluster = %cluster, batch_id = obs.id, members = placed.to_do().count(), "group submitted");
+            (follow_group(now, &placed, &policies, Some(&obs), None), Some(obs))
+        }
+        Err(e) => {
+            report.failures.push(JobFailure { job_id: format!("group {}", placed.key), error: e.to_string() });
+            // The call may have taken effect before its answer was lost: ask Livy by name.
+            let found = match batches.find(endpoint, &submission.name).await {
+                Ok(found) => found,
+                Err(again) => {
+                    tracing::warn!(group = %placed.key, error = %e, lookup = %again, "submission failed; Livy does not answer");
+                    return Ok(());
+                }
+            };
+            let busy = matches!(e, BatchError::Busy { .. });
+            (group_after_failed_submission(now, &placed, &policies, found.as_ref(), &e.to_string(), busy), found)
+        }
+    };
+    apply_group_step(store, batches, now, ledger, &placed, step, batch, None, report).await.map(|_| ())
+}
+
+/// A shard line as the per-job state the definition rules (`reconcile_job`) are written for.
+fn as_state(job: &JobId, line: &ShardJob) -> JobState {
+    JobState {
+        job_id: job.clone(),
+        definition_hash: line.definition_hash.clone(),
+        validity: line.validity.clone(),
+        watermark: line.watermark,
+        next_window_lo: line.next_window_lo,
+        due_at: (line.validity == Validity::Valid).then_some(line.next_window_lo),
+        accepted_schema: None,
+        version: Version::INITIAL,
+    }
+}
+
+fn as_line(state: &JobState, schema_hash: Option<String>) -> ShardJob {
+    ShardJob {
+        definition_hash: state.definition_hash.clone(),
+        validity: state.validity.clone(),
+        watermark: state.watermark,
+        next_window_lo: state.next_window_lo,
+        schema_hash,
+    }
+}
+
+/// A change the sweep makes to one shard.
+#[derive(Debug, Clone)]
+enum LineChange {
+    Put(JobId, ShardJob),
+    Remove(JobId),
+}
+
+/// Applies `changes` to the shard, writing it once, again on a lost race (to the shard as it now
+/// stands); `Ok(false)` when it kept losing (the sweep tries again next time).
+async fn change_shard<S: GroupStore>(
+    store: &S,
+    now: UnixTime,
+    mut shard: Shard,
+    changes: &[LineChange],
+    report: &mut TickReport,
+) -> Result<bool, StoreError> {
+    for _ in 0..SHARD_WRITE_TRIES {
+        let mut next = shard.clone();
+        for change in changes {
+            match change {
+                LineChange::Put(id, line) => {
+                    next.jobs.insert(id.clone(), line.clone());
+                }
+                LineChange::Remove(id) => {
+                    next.jobs.remove(id);
+                }
+            }
+        }
+        // A job added or changed may be due at once: the tick works out when.
+        next.due_at = Some(next.due_at.map_or(now, |at| at.min(now)));
+        match store.update_shard(&next).await {
+            Ok(_) => return Ok(true),
+            Err(WriteError::Conflict { current: Some(current) }) => {
+                report.conflicts += 1;
+                shard = *current;
+            }
+            Err(WriteError::Conflict { current: None }) => return Ok(false),
+            Err(WriteError::Store(e)) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
+/// Where each definition's job lives: the definition sweep of the grouped ledger. Every shard is
+/// in the due index (see `tick_shard`), so reading it whole finds every job's line.
+async fn sweep_into_shards<S: StateStore + GroupStore>(
+    store: &S,
+    now: UnixTime,
+    report: &mut TickReport,
+) -> Result<(), TickError> {
+    let shards: BTreeMap<ShardKey, Shard> =
+        store.due_shards(UnixTime(i64::MAX), usize::MAX).await?.into_iter().map(|s| (s.key.clone(), s)).collect();
+    let mut homes: BTreeMap<&JobId, Vec<&ShardKey>> = BTreeMap::new();
+    for shard in shards.values() {
+        for id in shard.jobs.keys() {
+            homes.entry(id).or_default().push(&shard.key);
+        }
+    }
+    let mut changes: BTreeMap<ShardKey, Vec<LineChange>> = BTreeMap::new();
+    let mut joins: BTreeMap<CohortKey, Vec<(JobId, ShardJob)>> = BTreeMap::new();
+    // Jobs whose every change must be written before their definition is marked reconciled.
+    let mut touched: BTreeMap<JobId, (Vec<ShardKey>, Option<CohortKey>)> = BTreeMap::new();
+    let mut annotate: Vec<(JobId, Annotation)> = Vec::new();
+    for record in store.scan_job_definitions().await? {
+        let id = JobId::new(record.key.clone());
+        let target =
+            record.parsed.as_ref().ok().and_then(|d| d.extraction().map(|spec| CohortKey::of(&d.size_class, spec)));
+        let held: Vec<&ShardKey> = homes.get(&id).cloned().unwrap_or_default();
+        let placed = held.iter().all(|k| Some(&k.cohort) == target.as_ref()) && !held.is_empty();
+        if record.reconciled_hash.as_deref() == Some(record.hash.as_str()) && (placed || target.is_none()) {
+            continue;
+        }
+        report.definitions_reconciled += 1;
+        // The line the rules start from: the one in the target cohort, else any.
+        let home = held.iter().find(|k| Some(&k.cohort) == target.as_ref()).or(held.first()).map(|k| (*k).clone());
+        let line = home.as_ref().and_then(|k| shards[k].jobs.get(&id));
+        let state = line.map(|l| as_state(&id, l));
+        let view = DefinitionView::Present { hash: &record.hash, parsed: record.parsed.as_ref() };
+        let new_state = match (reconcile_job(now, view, state.as_ref()), state) {
+            (Some(change), _) => change.state().clone(),
+            (None, Some(state)) => state,
+            (None, None) => continue,
+        };
+        let new_line = as_line(&new_state, line.and_then(|l| l.schema_hash.clone()));
+        let mut writes = Vec::new();
+        let mut join = None;
+        match (&home, &target) {
+            (Some(k), Some(t)) if &k.cohort == t => {
+                if line != Some(&new_line) {
+                    changes.entry(k.clone()).or_default().push(LineChange::Put(id.clone(), new_line.clone()));
+                    writes.push(k.clone());
+                }
+                // A line left in another cohort by a sweep that died mid-move: dropped once its
+                // windows in flight are committed (until then the tick holds it).
+                for other in held.iter().filter(|o| *o != &k) {
+                    let l = &shards[*other].jobs[&id];
+                    if l.watermark == l.next_window_lo {
+                        changes.entry((*other).clone()).or_default().push(LineChange::Remove(id.clone()));
+                        writes.push((*other).clone());
+                    }
+                }
+            }
+            (Some(k), Some(t)) => {
+                let old = &shards[k].jobs[&id];
+                if old.watermark != old.next_window_lo {
+                    // Windows in flight: they commit into this shard; the job moves after that.
+                    tracing::info!(job_id = %id, from = %k, "job changed cohort; it moves once its windows in flight commit");
+                    continue;
+                }
+                joins.entry(t.clone()).or_default().push((id.clone(), new_line.clone()));
+                join = Some(t.clone());
+                // Removed after the join is written (a sweep dying in between leaves two lines,
+                // of which the one outside the job's cohort is never cut).
+                changes.entry(k.clone()).or_default();
+            }
+            (None, Some(t)) => {
+                joins.entry(t.clone()).or_default().push((id.clone(), new_line.clone()));
+                join = Some(t.clone());
+            }
+            (Some(k), None) => {
+                if line != Some(&new_line) {
+                    changes.entry(k.clone()).or_default().push(LineChange::Put(id.clone(), new_line.clone()));
+                    writes.push(k.clone());
+                }
+            }
+            (None, None) => {}
+        }
+        if let Err(e) = &record.parsed {
+            tracing::warn!(job_id = %e.id, problems = %e, "job definition is invalid; the job is skipped");
+            report.invalid_jobs.push((e.id.clone(), e.problems.iter().map(ToString::to_string).collect()));
+        }
+        let status = match (&new_state.validity, &record.parsed) {
+            (Validity::Invalid { .. }, _) => "invalid",
+            (Validity::Quarantined { .. }, _) => "quarantined",
+            (Validity::Valid, Ok(def)) if !def.enabled => "disabled",
+            (Validity::Valid, _) => "valid",
+        };
+        let problems = match &new_state.validity {
+            Validity::Invalid { problems } => problems.clone(),
+            _ => Vec::new(),
+        };
+        let annotation = Annotation { status: status.into(), problems, hash: record.hash.clone() };
+        touched.insert(id.clone(), (writes, join));
+        annotate.push((id, annotation));
+    }
+    // Joins: into the cohort's shards with room, in index order, else a new shard.
+    let mut joined: BTreeMap<JobId, bool> = BTreeMap::new();
+    for (cohort, mut lines) in joins {
+        let mut of_cohort: Vec<&Shard> = shards.values().filter(|s| s.key.cohort == cohort).collect();
+        of_cohort.sort_by_key(|s| s.key.index);
+        for shard in of_cohort {
+            let room = SHARD_MAX_JOBS.saturating_sub(shard.jobs.len() + changes.get(&shard.key).map_or(0, Vec::len));
+            let taken: Vec<(JobId, ShardJob)> = lines.drain(..room.min(lines.len())).collect();
+            if taken.is_empty() {
+                continue;
+            }
+            let puts: Vec<LineChange> = taken.iter().map(|(id, l)| LineChange::Put(id.clone(), l.clone())).collect();
+            let ok = change_shard(store, now, shard.clone(), &puts, report).await?;
+            joined.extend(taken.into_iter().map(|(id, _)| (id, ok)));
+        }
+        let mut index = shards.keys().filter(|k| k.cohort == cohort).map(|k| k.index + 1).max().unwrap_or(0);
+        while !lines.is_empty() {
+            let taken: Vec<(JobId, ShardJob)> = lines.drain(..SHARD_MAX_JOBS.min(lines.len())).collect();
+            let shard = Shard {
+                key: ShardKey { cohort: cohort.clone(), index },
+                jobs: taken.iter().cloned().collect(),
+                cut_seq: 0,
+                due_at: Some(now),
+                version: Version::INITIAL,
+            };
+            let ok = match store.create_shard(&shard).await {
+                Ok(_) => true,
+                Err(WriteError::Conflict { .. }) => {
+                    report.conflicts += 1;
+                    false
+                }
+                Err(WriteError::Store(e)) => return Err(e.into()),
+            };
+            joined.extend(taken.into_iter().map(|(id, _)| (id, ok)));
+            index += 1;
+        }
+    }
+    // Line changes in place, and removals of moved lines whose join was written.
+    let mut written: BTreeMap<ShardKey, bool> = BTreeMap::new();
+    for (key, mut list) in changes {
+        for (id, (_, join)) in &touched {
+            let moved_out = join.is_some() && shards[&key].jobs.contains_key(id) && Some(&key.cohort) != join.as_ref();
+            if moved_out && joined.get(id) == Some(&true) {
+                list.push(LineChange::Remove(id.clone()));
+            }
+        }
+        if list.is_empty() {
+            continue;
+        }
+        let ok = change_shard(store, now, shards[&key].clone(), &list, report).await?;
+        written.insert(key, ok);
+    }
+    for (id, annotation) in annotate {
+        let (writes, join) = &touched[&id];
+        let done = writes.iter().all(|k| written.get(k) == Some(&true))
+            && join.as_ref().is_none_or(|_| joined.get(&id) == Some(&true));
+        if done {
+            store.annotate_job_definition(&id, &annotation).await?;
+        } else {
+            report.failures.push(JobFailure {
+                job_id: id.to_string(),
+                error: "its shard changed meanwhile; the sweep places it next time".into(),
+            });
+        }
+    }
+    Ok(())
+}
