@@ -82,6 +82,7 @@ soak:
 bench:
 	$(CARGO) build --release --locked -p extraction-scheduler -p cluster-health-watcher -p rotation-handler -p job-migrator
 	$(CARGO) run --release --locked -p norris-bench
+	$(CARGO) run --release --locked -p norris-bench -- cost
 
 package:
 	bash infra/package.sh

@@ -850,6 +850,28 @@ fn parse_group_result_key(run_key: &str) -> Option<GroupKey> {
     })
 }
 
+/// An attribute value's size as DynamoDB counts it (names are counted by the caller): numbers
+/// a byte per two significant digits plus one, lists and maps 3 bytes plus 1 per element.
+pub fn attribute_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => {
+            let digits = n.trim_start_matches('-').replace('.', "");
+            let significant = digits.trim_start_matches('0').trim_end_matches('0').len().max(1);
+            significant.div_ceil(2) + 1
+        }
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + attribute_size(v)).sum::<usize>(),
+        AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| 1 + k.len() + attribute_size(v)).sum::<usize>(),
+        _ => 0,
+    }
+}
+
+/// An item's size as DynamoDB bills it: a write costs a unit per KB of it, a read per 4 KB.
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + attribute_size(v)).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1154,27 +1176,6 @@ mod tests {
         item.insert("run_key".into(), AttributeValue::S("GROUP#small/300".into()));
         let err = corrupt(group_result_from_item(&item).expect_err("corrupt"));
         assert!(err.contains("GROUP#small/300/1") && err.contains("run_key"), "{err}");
-    }
-
-    /// An attribute value's size as DynamoDB counts it (names are counted by the caller): numbers
-    /// a byte per two significant digits plus one, lists and maps 3 bytes plus 1 per element.
-    fn size(v: &AttributeValue) -> usize {
-        match v {
-            AttributeValue::S(s) => s.len(),
-            AttributeValue::N(n) => {
-                let digits = n.trim_start_matches('-').replace('.', "");
-                let significant = digits.trim_start_matches('0').trim_end_matches('0').len().max(1);
-                significant.div_ceil(2) + 1
-            }
-            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
-            AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + size(v)).sum::<usize>(),
-            AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| 1 + k.len() + size(v)).sum::<usize>(),
-            _ => 0,
-        }
-    }
-
-    fn item_size(item: &Item) -> usize {
-        item.iter().map(|(k, v)| k.len() + size(v)).sum()
     }
 
     /// Plain text length of names and values, the rougher measure.

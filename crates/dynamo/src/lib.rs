@@ -5,6 +5,7 @@
 //! which tables and indexes exist (`schema`, from `infra/tables.json`). Everything above it speaks
 //! `norris_ports::StateStore` and `norris_ports::GroupStore`.
 
+pub mod billing;
 mod document;
 mod items;
 pub mod schema;
