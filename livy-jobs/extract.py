@@ -1012,15 +1012,19 @@ def run_group(spark: SparkSession, raw_group: Mapping[str, Any]) -> dict[str, An
 
 
 def compact_member(result: Mapping[str, Any]) -> dict[str, Any]:
-    """A member's result as a group result holds it: only the checks that failed (the control plane judges
-    by those; passing ones are in the application's log) and the schema only when the control plane needs
-    it (first, evolved or breaking). One item holds every member, within DynamoDB's 400 KB: a full result
-    with a 20-column schema is over 1 KB, a compact one a few hundred bytes."""
-    compact = {k: v for k, v in result.items() if k != "expires_at"}
+    """A member's result as a group result holds it: what the control plane reads and nothing it can derive.
+    Only the checks that failed (it judges by those; passing ones are in the application's log), the schema
+    only when it needs it (first, evolved or breaking), the message only when the attempt did not succeed
+    (a success's message is in the log), no output prefix (the spec's, ``.../window_lo=<lo>/attempt=<n>``)
+    and no empty values. The item is written every few minutes per shard and billed per KB: a full result
+    is over 1 KB a member, a compact one about 100 bytes."""
+    compact = {k: v for k, v in result.items() if k not in ("expires_at", "output_prefix")}
     compact["checks"] = [c for c in result["checks"] if not c["passed"]]
     if result["schema_verdict"] == UNCHANGED:
         compact["schema"] = ""
-    return compact
+    if result["outcome"] == SUCCEEDED:
+        compact["message"] = ""
+    return {k: v for k, v in compact.items() if v not in ("", [])}
 
 
 def to_group_item(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -205,16 +205,17 @@ def member_result(run_key: str, outcome: str, verdict: str, checks: list[dict[st
 
 
 def test_a_group_result_item_is_compact_and_what_the_control_plane_reads() -> None:
-    """Only failed checks, the schema only when not unchanged, members under short names; equal to the
-    fixture the Rust adapter decodes."""
+    """Only failed checks, the schema only when not unchanged, the message only on failure, no output prefix
+    and no empty values, members under short names; equal to the fixture the Rust adapter decodes."""
     passed = {"name": "row counts reconciled", "passed": True, "detail": "12 read, 12 written"}
     failed = {"name": "primary key unique", "passed": False, "detail": "2 duplicate key(s)"}
     members = [
         extract.compact_member(member_result("shop.orders@1795305600", "succeeded", UNCHANGED, [passed])),
         extract.compact_member(member_result("shop.items@1795305600", "failed", FIRST, [passed, failed])),
     ]
-    assert members[0]["schema"] == "" and members[0]["checks"] == []
-    assert members[1]["schema"] != "" and members[1]["checks"] == [failed]
+    assert not {"schema", "checks", "message", "output_prefix", "schema_change"} & members[0].keys()
+    assert members[1]["schema"] != "" and members[1]["checks"] == [failed] and members[1]["message"] != ""
+    assert "output_prefix" not in members[1]
     item = extract.to_group_item(
         {
             "run_key": "GROUP#small/300/60/0/17",

@@ -25,7 +25,7 @@
 
 use crate::config::SchedulerConfig;
 use crate::follow::{at_once, DEFAULT_BATCH_SLOTS};
-use crate::scheduler::{JobFailure, TickError, TickReport};
+use crate::scheduler::{note_invalid, verdict, JobFailure, TickError, TickReport};
 use norris_engine::clusters::must_move_runs;
 use norris_engine::groups::{
     fold_into_shard, follow_group, group_after_failed_submission, group_after_settlement, group_batch_name, group_spec,
@@ -840,19 +840,9 @@ async fn sweep_into_shards<S: StateStore + GroupStore>(
             (None, None) => {}
         }
         if let Err(e) = &record.parsed {
-            tracing::warn!(job_id = %e.id, problems = %e, "job definition is invalid; the job is skipped");
-            report.invalid_jobs.push((e.id.clone(), e.problems.iter().map(ToString::to_string).collect()));
+            note_invalid(e, report);
         }
-        let status = match (&new_state.validity, &record.parsed) {
-            (Validity::Invalid { .. }, _) => "invalid",
-            (Validity::Quarantined { .. }, _) => "quarantined",
-            (Validity::Valid, Ok(def)) if !def.enabled => "disabled",
-            (Validity::Valid, _) => "valid",
-        };
-        let problems = match &new_state.validity {
-            Validity::Invalid { problems } => problems.clone(),
-            _ => Vec::new(),
-        };
+        let (status, problems) = verdict(&new_state.validity, &record.parsed);
         let annotation = Annotation { status: status.into(), problems, hash: record.hash.clone() };
         touched.insert(id.clone(), (writes, join));
         annotate.push((id, annotation));

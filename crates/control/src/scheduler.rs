@@ -361,16 +361,7 @@ async fn apply_definition<S: StateStore>(
     if let Err(e) = &record.parsed {
         note_invalid(e, report);
     }
-    let status = match (&current.validity, &record.parsed) {
-        (Validity::Invalid { .. }, _) => "invalid",
-        (Validity::Quarantined { .. }, _) => "quarantined",
-        (Validity::Valid, Ok(def)) if !def.enabled => "disabled",
-        (Validity::Valid, _) => "valid",
-    };
-    let problems = match &current.validity {
-        Validity::Invalid { problems } => problems.clone(),
-        _ => Vec::new(),
-    };
+    let (status, problems) = verdict(&current.validity, &record.parsed);
     // Unchanged verdicts are not rewritten: a due job is reconciled on every tick, and one write
     // per due job per tick would be most of the scheduler's DynamoDB bill.
     let unchanged = record.reconciled_hash.as_deref() == Some(record.hash.as_str())
@@ -382,7 +373,27 @@ async fn apply_definition<S: StateStore>(
     Ok(Some(current))
 }
 
-fn note_invalid(e: &DefinitionError, report: &mut TickReport) {
+/// The verdict on a definition written on its item: `valid`, `invalid` (with every problem),
+/// `quarantined` or `disabled`.
+pub(crate) fn verdict(
+    validity: &Validity,
+    parsed: &Result<JobDefinition, DefinitionError>,
+) -> (&'static str, Vec<norris_model::FieldProblem>) {
+    let status = match (validity, parsed) {
+        (Validity::Invalid { .. }, _) => "invalid",
+        (Validity::Quarantined { .. }, _) => "quarantined",
+        (Validity::Valid, Ok(def)) if !def.enabled => "disabled",
+        (Validity::Valid, _) => "valid",
+    };
+    let problems = match validity {
+        Validity::Invalid { problems } => problems.clone(),
+        _ => Vec::new(),
+    };
+    (status, problems)
+}
+
+/// Reports an invalid definition (logged and in the tick's report; the job is skipped).
+pub(crate) fn note_invalid(e: &DefinitionError, report: &mut TickReport) {
     tracing::warn!(job_id = %e.id, problems = %e, "job definition is invalid; the job is skipped");
     report.invalid_jobs.push((e.id.clone(), e.problems.iter().map(ToString::to_string).collect()));
 }

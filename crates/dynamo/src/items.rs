@@ -806,9 +806,25 @@ pub fn group_from_item(item: &Item) -> Result<Group, StoreError> {
     })
 }
 
+/// A member's result as a group result holds it, as `extract.py`'s `compact_member` writes it
+/// (`livy-jobs/README.md`, "Groups"): no output prefix (derived from the spec), the message only
+/// when the attempt did not succeed, no empty strings or lists. Failed checks only and the schema
+/// only when not unchanged are the writer's to choose (`extract.py` does).
+fn compact_member_item(r: &AttemptResult) -> AttributeValue {
+    let mut member = with_result(Builder::map(), r, &MEMBER_RESULT).0;
+    member.remove(MEMBER_RESULT.output_prefix);
+    if r.outcome == AttemptOutcome::Succeeded {
+        member.remove(MEMBER_RESULT.message);
+    }
+    member.retain(|_, v| {
+        !matches!(v, AttributeValue::S(s) if s.is_empty()) && !matches!(v, AttributeValue::L(l) if l.is_empty())
+    });
+    AttributeValue::M(member)
+}
+
 /// A group attempt's result as an item of the results table, expiring like attempt results.
 pub fn group_result_item(g: &GroupResult) -> Item {
-    let members = g.members.iter().map(|m| with_result(Builder::map(), m, &MEMBER_RESULT).into_map()).collect();
+    let members = g.members.iter().map(compact_member_item).collect();
     Builder::map()
         .s("run_key", group_result_key(&g.group))
         .n("attempt", g.attempt.0)
@@ -1130,7 +1146,19 @@ mod tests {
         let item = group_result_item(&result);
         assert_eq!(item.get("run_key"), Some(&AttributeValue::S("GROUP#small-x/7200/60/3/41".into())));
         assert_eq!(item.get("expires_at"), Some(&AttributeValue::N((T0.0 + 40 + RESULT_RETENTION_SECS).to_string())));
-        assert_eq!(group_result_from_item(&item).expect("reads back"), result);
+        // Members come back as compact as `extract.py` writes them: no output prefix (derived from
+        // the spec), a message only where the attempt did not succeed.
+        let mut compact = result.clone();
+        for m in &mut compact.members {
+            m.output_prefix.clear();
+            if m.outcome == AttemptOutcome::Succeeded {
+                m.message.clear();
+            }
+        }
+        assert_eq!(group_result_from_item(&item).expect("reads back"), compact);
+        let AttributeValue::L(members) = &item["members"] else { panic!("members are a list") };
+        let AttributeValue::M(quarantined) = &members[2] else { panic!("a member is a map") };
+        assert!(!quarantined.contains_key("c") && !quarantined.contains_key("sc"), "no empty values: {quarantined:?}");
         // The attempt result's own item keeps its layout (livy-jobs/README.md).
         let single = &result.members[1];
         let item = result_item(single);
