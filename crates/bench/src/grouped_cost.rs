@@ -323,7 +323,10 @@ const SCHEMA: &str = r#"[{"name":"id","type":"bigint","nullable":false},{"name":
 async fn applications_finish(store: &BillingStore<'_>, livy: &MemoryLivy, schemas_seen: &mut BTreeSet<JobId>) {
     let open = store.inner.open_groups().await.unwrap_or_default();
     for group in open {
-        let GroupStatus::Running { batch, .. } = &group.status else { continue };
+        if !matches!(group.status, GroupStatus::Submitting { .. }) {
+            continue;
+        }
+        let batch = norris_engine::groups::group_batch_name(&group);
         let members = group
             .to_do()
             .map(|m| {
@@ -355,7 +358,7 @@ async fn applications_finish(store: &BillingStore<'_>, livy: &MemoryLivy, schema
             .collect();
         let result = GroupResult { group: group.key.clone(), attempt: group.attempt, members, finished_at: T0 };
         let _ = store.put_group_result(&result).await;
-        livy.set_phase(LIVY, &batch.batch_name, BatchPhase::Succeeded);
+        livy.set_phase(LIVY, &batch, BatchPhase::Succeeded);
     }
 }
 

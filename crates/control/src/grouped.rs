@@ -358,12 +358,6 @@ async fn apply_group_step<S: GroupStore, B: BatchService>(
     let mut note = ShardNotes::default();
     let next = match step {
         GroupStep::Wait => return Ok((None, note)),
-        GroupStep::MarkRunning(handle) => {
-            let mut next = group.clone();
-            next.status = GroupStatus::Running { cluster, batch: handle, since: now };
-            next.updated_at = now;
-            return Ok((write_group(store, &next, report).await?, note));
-        }
         GroupStep::Requeue { reason } => {
             tracing::warn!(group = %group.key, attempt = %group.attempt, %reason, "submission refused; placed again");
             supersede_group(group, reason, None, now, now)

@@ -84,10 +84,8 @@ impl World {
     /// Plays the Spark application of the group's current attempt: reads its spec (as the
     /// application does), writes one result with each member's outcome, ends the batch.
     async fn finish(&self, group: &Group, outcome_of: impl Fn(&str) -> AttemptOutcome) {
-        let batch = match &group.status {
-            GroupStatus::Running { batch, .. } => batch.batch_name.clone(),
-            other => panic!("group {} is not running: {other:?}", group.key),
-        };
+        assert!(matches!(group.status, GroupStatus::Submitting { .. }), "group {} is not placed", group.key);
+        let batch = norris_engine::groups::group_batch_name(group);
         let (_, submission, _) =
             self.livy.batches(LIVY).into_iter().find(|(_, s, _)| s.name == batch).expect("the batch was submitted");
         let uri = submission.args.iter().skip_while(|a| *a != "--group-spec-uri").nth(1).expect("a spec URI");
@@ -146,7 +144,8 @@ async fn a_shards_due_windows_run_as_one_batch_and_commit_together() {
     assert_eq!(world.livy.submissions(LIVY), 1);
     let open = world.open().await;
     assert_eq!(open.len(), 1);
-    assert!(matches!(open[0].status, GroupStatus::Running { .. }), "{:?}", open[0].status);
+    assert!(matches!(open[0].status, GroupStatus::Submitting { .. }), "placed: {:?}", open[0].status);
+    assert_eq!(open[0].version, Version(2), "created, then placed; not rewritten when Livy has the batch");
 
     world.finish(&open[0], |_| AttemptOutcome::Succeeded).await;
     let r = world.tick(w(2).plus_secs(60)).await;
@@ -299,7 +298,7 @@ async fn a_group_on_a_lost_cluster_runs_again_on_another_without_a_failure() {
     world.tick(T0).await;
     world.tick(w(1)).await;
     let group = world.open().await.remove(0);
-    let GroupStatus::Running { cluster: on, .. } = group.status.clone() else { panic!("not running") };
+    let GroupStatus::Submitting { cluster: on, .. } = group.status.clone() else { panic!("not placed") };
     let mut lost = world.store.get_cluster(&on).await.expect("get").expect("cluster");
     lost.state = ClusterState::Lost { reason: "spot interruption".into(), at: w(1).plus_secs(10) };
     world.store.update_cluster(&lost).await.expect("lost");
@@ -309,7 +308,9 @@ async fn a_group_on_a_lost_cluster_runs_again_on_another_without_a_failure() {
     let moved = world.open().await.remove(0);
     assert_eq!(moved.attempt, Attempt(2));
     assert_eq!(moved.members[0].failures, 0, "the loss of a cluster is no failure of the window");
-    let GroupStatus::Running { cluster: now_on, .. } = &moved.status else { panic!("not running: {:?}", moved.status) };
+    let GroupStatus::Submitting { cluster: now_on, .. } = &moved.status else {
+        panic!("not placed: {:?}", moved.status)
+    };
     assert_ne!(now_on, &on);
     assert_eq!(moved.last_outcome.as_ref().and_then(|o| o.moved_off.clone()), Some(on));
 }

@@ -11,9 +11,9 @@ use crate::runs::{
 };
 use crate::windows::cut_windows;
 use norris_model::{
-    Attempt, AttemptResult, BatchHandle, BatchObservation, BatchSubmission, ClusterKey, ExtractionSpec, Group,
-    GroupKey, GroupResult, GroupStatus, JobDefinition, JobId, LivyBatchSpec, Member, MemberState, RetryPolicy,
-    RunOutcome, Shard, UnixTime, Validity, Version,
+    Attempt, AttemptResult, BatchObservation, BatchSubmission, ClusterKey, ExtractionSpec, Group, GroupKey,
+    GroupResult, GroupStatus, JobDefinition, JobId, LivyBatchSpec, Member, MemberState, RetryPolicy, RunOutcome, Shard,
+    UnixTime, Validity, Version,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -179,13 +179,13 @@ fn settle(
     Settlement { group: next, next: next_step, quarantined }
 }
 
-/// The next step for a placed group (submitting or running).
+/// The next step for a placed group. Unlike a run, a group is not recorded running when Livy has
+/// its batch: it is followed by name from its placement (a group item is a few hundred members,
+/// and one write less per attempt is a fifth of its writes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupStep {
     /// Nothing to do yet.
     Wait,
-    /// The batch is known: record it.
-    MarkRunning(BatchHandle),
     /// The attempt ended (with a result, or without one: every member still to do then counts a
     /// failure): apply the settlement.
     Settle(Box<Settlement>),
@@ -226,18 +226,20 @@ pub fn follow_group(
     if let Some(result) = result.filter(|r| r.attempt == group.attempt && r.group == group.key) {
         return GroupStep::Settle(Box::new(settle_members(now, group, &result.members, policies)));
     }
-    let placed = match &group.status {
-        GroupStatus::Submitting { since, .. } => Placed::Submitting { since: *since },
-        GroupStatus::Running { batch, since, .. } => {
+    // Once Livy has the batch, the attempt runs from its placement: followed by name, whatever
+    // id Livy gives it now (a restart may renumber it).
+    let placed = match (&group.status, batch) {
+        (GroupStatus::Submitting { since, .. } | GroupStatus::Running { since, .. }, Some(b)) => {
+            Placed::Running { livy_batch_id: b.id, since: *since }
+        }
+        (GroupStatus::Submitting { since, .. }, None) => Placed::Submitting { since: *since },
+        (GroupStatus::Running { batch, since, .. }, None) => {
             Placed::Running { livy_batch_id: batch.livy_batch_id, since: *since }
         }
-        GroupStatus::Pending { .. } | GroupStatus::Settled { .. } => return GroupStep::Wait,
+        (GroupStatus::Pending { .. } | GroupStatus::Settled { .. }, _) => return GroupStep::Wait,
     };
     match judge_batch(now, placed, group_attempt_timeout_secs(group, policies), batch) {
-        BatchVerdict::Wait => GroupStep::Wait,
-        BatchVerdict::MarkRunning { livy_batch_id } => {
-            GroupStep::MarkRunning(BatchHandle { livy_batch_id, batch_name: group_batch_name(group) })
-        }
+        BatchVerdict::Wait | BatchVerdict::MarkRunning { .. } => GroupStep::Wait,
         BatchVerdict::Ended { reason } => GroupStep::Settle(Box::new(settle(now, group, &[], policies, &reason))),
     }
 }
@@ -596,9 +598,8 @@ mod tests {
             Some(&obs(7, norris_model::BatchPhase::Running)),
             None,
         );
-        let GroupStep::MarkRunning(handle) = step else { panic!("{step:?}") };
-        assert_eq!((handle.livy_batch_id, handle.batch_name.as_str()), (7, "norris-group-small/300/60/0/1-a1"));
-        group.status = GroupStatus::Running { cluster: norris_model::ClusterKey::new("c1"), batch: handle, since };
+        assert_eq!(step, GroupStep::Wait, "running: followed by name from its placement, nothing to write");
+        assert_eq!(group_batch_name(&group), "norris-group-small/300/60/0/1-a1");
         // The slowest member's timeout bounds the group: 3600 s for `a`, 7200 s for `b`.
         let running = obs(7, norris_model::BatchPhase::Running);
         assert_eq!(group_attempt_timeout_secs(&group, &policies), 7200);
