@@ -155,23 +155,28 @@ where
             shards.insert(key, shard);
         }
     }
+    let plan = plan_placements(now, &ledger, &groups, shards.values().filter(|s| s.due_at.is_some_and(|at| at <= now)));
+    report.runs_waiting_for_a_cluster += plan.waiting;
     let ticked = at_once(shards.into_values().map(|shard| {
         let of_shard: Vec<Group> = groups.values().filter(|g| g.key.shard == shard.key).cloned().collect();
         let note = notes.remove(&shard.key).unwrap_or_default();
+        let cluster = plan.new_groups.get(&shard.key).cloned();
         let ledger = &ledger;
         async move {
             let mut part = TickReport::default();
             let key = shard.key.clone();
-            let outcome = tick_shard(store, now, ledger, shard, of_shard, &note, &mut part).await;
+            let outcome = tick_shard(store, now, ledger, shard, of_shard, &note, cluster, &mut part).await;
             (key, outcome, part)
         }
     }))
     .await;
+    let mut cut_placed = Vec::new();
     for (key, outcome, part) in ticked {
         report.absorb(part);
         match outcome {
-            Ok(written) => {
-                for group in written {
+            Ok(ticked) => {
+                cut_placed.extend(ticked.cut_placed);
+                for group in ticked.written {
                     groups.insert(group.key.clone(), group);
                 }
             }
@@ -182,7 +187,35 @@ where
         }
     }
 
-    place_and_submit(store, batches, specs, now, &ledger, &groups, &mut report).await;
+    // Pending groups of earlier ticks are placed first (they are older); groups this tick cut were
+    // created placed, on the slots planned for their shards.
+    let placements: Vec<(Group, ClusterKey)> =
+        plan.pending.into_iter().filter_map(|(key, cluster)| Some((groups.get(&key)?.clone(), cluster))).collect();
+    let ledger = &ledger;
+    let submitted = at_once(placements.iter().map(|(group, cluster)| async move {
+        let mut part = TickReport::default();
+        let placed = place_group(store, now, group, cluster, &mut part).await;
+        if let Ok(Some(placed)) = &placed {
+            if let Err(e) = submit_placed(store, batches, specs, now, ledger, placed, cluster, &mut part).await {
+                part.failures.push(JobFailure { job_id: format!("group {}", group.key), error: e.to_string() });
+            }
+        } else if let Err(e) = placed {
+            part.failures.push(JobFailure { job_id: format!("group {}", group.key), error: e.to_string() });
+        }
+        part
+    }))
+    .await;
+    let cut_submitted = at_once(cut_placed.iter().map(|(group, cluster)| async move {
+        let mut part = TickReport::default();
+        if let Err(e) = submit_placed(store, batches, specs, now, ledger, group, cluster, &mut part).await {
+            part.failures.push(JobFailure { job_id: format!("group {}", group.key), error: e.to_string() });
+        }
+        part
+    }))
+    .await;
+    for part in submitted.into_iter().chain(cut_submitted) {
+        report.absorb(part);
+    }
     tracing::info!(
         swept = report.swept,
         jobs_due = report.jobs_due,
@@ -471,9 +504,19 @@ fn uncommitted(shard: &Shard, groups: &[Group]) -> BTreeMap<JobId, u32> {
     counts
 }
 
+/// What one shard's step wrote.
+#[derive(Default)]
+struct ShardTicked {
+    /// Groups it created or marked committed, as written.
+    written: Vec<Group>,
+    /// The group it cut, created placed on this cluster, for this tick to submit.
+    cut_placed: Option<(Group, ClusterKey)>,
+}
+
 /// One shard's write of the tick: the notes from following (quarantines, accepted schemas), the
 /// fold of its open groups' published members, and the cut of its due windows into a group (the
-/// group created first). Returns the groups it created or marked committed.
+/// group created first; placed on `cluster` when the tick planned a slot for it).
+#[allow(clippy::too_many_arguments)]
 async fn tick_shard<S: GroupStore>(
     store: &S,
     now: UnixTime,
@@ -481,9 +524,12 @@ async fn tick_shard<S: GroupStore>(
     mut shard: Shard,
     mut groups: Vec<Group>,
     note: &ShardNotes,
+    cluster: Option<ClusterKey>,
     report: &mut TickReport,
-) -> Result<Vec<Group>, StoreError> {
+) -> Result<ShardTicked, StoreError> {
     let mut created: Option<Group> = None;
+    let mut cut_placed = None;
+    let done = |created: Option<Group>, cut_placed| ShardTicked { written: created.into_iter().collect(), cut_placed };
     for _ in 0..SHARD_WRITE_TRIES {
         let mut next = shard.clone();
         for (job, reason) in &note.quarantine {
@@ -502,10 +548,16 @@ async fn tick_shard<S: GroupStore>(
         }
         let view = ShardView { runnable: runnable(&next, ledger), uncommitted: uncommitted(&next, &groups) };
         if next.due_at.is_some_and(|at| at <= now) {
-            if let Some(planned) = plan_group(now, &next, &view) {
+            if let Some(mut planned) = plan_group(now, &next, &view) {
+                if let Some(cluster) = &cluster {
+                    planned.status = GroupStatus::Submitting { cluster: cluster.clone(), since: now };
+                }
                 let group = match store.create_group(&planned).await {
                     Ok(g) => {
                         report.windows_cut += g.members.len();
+                        // Created here, so submitted here (a group another tick created placed
+                        // is that tick's to submit).
+                        cut_placed = cluster.clone().filter(|_| created.is_none()).map(|c| (g.clone(), c));
                         g
                     }
                     // Cut before: by a tick that died before recording it, or by one running now.
@@ -515,7 +567,7 @@ async fn tick_shard<S: GroupStore>(
                     }
                     Err(WriteError::Conflict { current: None }) => {
                         report.conflicts += 1;
-                        return Ok(Vec::new());
+                        return Ok(ShardTicked::default());
                     }
                     Err(WriteError::Store(e)) => return Err(e),
                 };
@@ -548,22 +600,22 @@ async fn tick_shard<S: GroupStore>(
             })
             .sum();
         if next == shard {
-            return Ok(created.into_iter().collect());
+            return Ok(done(created, cut_placed));
         }
         match store.update_shard(&next).await {
             Ok(_) => {
                 report.windows_committed += committed_windows;
-                let mut written: Vec<Group> = created.into_iter().collect();
+                let mut ticked = done(created, cut_placed);
                 for key in fold.committed {
                     let Some(group) = groups.iter().find(|g| g.key == key) else { continue };
                     let mut done = group.clone();
                     done.committed = true;
                     done.updated_at = now;
                     if let Some(g) = write_group(store, &done, report).await? {
-                        written.push(g);
+                        ticked.written.push(g);
                     }
                 }
-                return Ok(written);
+                return Ok(ticked);
             }
             Err(WriteError::Conflict { current: Some(current) }) => {
                 report.conflicts += 1;
@@ -571,29 +623,32 @@ async fn tick_shard<S: GroupStore>(
             }
             Err(WriteError::Conflict { current: None }) => {
                 report.conflicts += 1;
-                return Ok(created.into_iter().collect());
+                return Ok(done(created, cut_placed));
             }
             Err(WriteError::Store(e)) => return Err(e),
         }
     }
-    Ok(created.into_iter().collect())
+    Ok(done(created, cut_placed))
 }
 
-/// Places the pending groups on ready clusters of their size class with a free batch slot, and
-/// submits them (at most [`crate::follow::RUN_CONCURRENCY`] at once).
-async fn place_and_submit<S, B, P>(
-    store: &S,
-    batches: &B,
-    specs: &P,
+/// Where this tick's attempts go: the pending groups of earlier ticks first (the oldest first),
+/// then one slot for each due shard's new group, so the group is created placed (one write less).
+/// A slot planned for a shard that cuts nothing stays free until the next tick.
+struct Placements {
+    /// Pending groups and their clusters.
+    pending: Vec<(GroupKey, ClusterKey)>,
+    /// Due shards and the cluster their new group goes to.
+    new_groups: BTreeMap<ShardKey, ClusterKey>,
+    /// Pending groups left without a slot.
+    waiting: usize,
+}
+
+fn plan_placements<'a>(
     now: UnixTime,
     ledger: &Ledger,
     groups: &BTreeMap<GroupKey, Group>,
-    report: &mut TickReport,
-) where
-    S: GroupStore,
-    B: BatchService,
-    P: SpecStore,
-{
+    due: impl Iterator<Item = &'a Shard>,
+) -> Placements {
     let mut running: BTreeMap<ClusterKey, u32> = BTreeMap::new();
     for cluster in groups.values().filter_map(placed_cluster) {
         *running.entry(cluster.clone()).or_default() += 1;
@@ -605,65 +660,74 @@ async fn place_and_submit<S, B, P>(
         .map(|g| (g, &g.key.shard.cohort.size_class))
         .collect();
     let slots = |sc: &SizeClass| ledger.slots.get(sc).copied().unwrap_or(DEFAULT_BATCH_SLOTS);
-    let placements = place_attempts(&pending, |g| (g.created_at, g.key.clone()), &ledger.clusters, &running, slots);
-    report.runs_waiting_for_a_cluster += pending.len() - placements.len();
-    let submitted = at_once(placements.into_iter().map(|(group, cluster)| async move {
-        let mut part = TickReport::default();
-        if let Err(e) = submit_group(store, batches, specs, now, ledger, group, &cluster, &mut part).await {
-            part.failures.push(JobFailure { job_id: format!("group {}", group.key), error: e.to_string() });
-        }
-        part
-    }))
-    .await;
-    for part in submitted {
-        report.absorb(part);
+    let placed = place_attempts(&pending, |g| (g.created_at, g.key.clone()), &ledger.clusters, &running, slots);
+    for (_, cluster) in &placed {
+        *running.entry(cluster.clone()).or_default() += 1;
+    }
+    let due: Vec<(&Shard, &SizeClass)> = due.map(|s| (s, &s.key.cohort.size_class)).collect();
+    let new_groups = place_attempts(&due, |s| s.key.clone(), &ledger.clusters, &running, slots);
+    Placements {
+        waiting: pending.len() - placed.len(),
+        pending: placed.into_iter().map(|(g, c)| (g.key.clone(), c)).collect(),
+        new_groups: new_groups.into_iter().map(|(s, c)| (s.key.clone(), c)).collect(),
     }
 }
 
-/// Records the placement, writes the attempt's spec, submits it, and records what Livy answered.
+/// Records a pending group's placement before calling Livy: if this invocation dies after the
+/// call, the next tick finds the batch by name instead of submitting a second one. `None` when
+/// another invocation wrote the group first.
+async fn place_group<S: GroupStore>(
+    store: &S,
+    now: UnixTime,
+    group: &Group,
+    cluster: &ClusterKey,
+    report: &mut TickReport,
+) -> Result<Option<Group>, StoreError> {
+    let mut placed = group.clone();
+    placed.status = GroupStatus::Submitting { cluster: cluster.clone(), since: now };
+    placed.updated_at = now;
+    write_group(store, &placed, report).await
+}
+
+/// Submits a group whose placement is recorded: writes the attempt's spec, submits it, and
+/// carries out what Livy's answer decides.
 #[allow(clippy::too_many_arguments)]
-async fn submit_group<S: GroupStore, B: BatchService, P: SpecStore>(
+async fn submit_placed<S: GroupStore, B: BatchService, P: SpecStore>(
     store: &S,
     batches: &B,
     specs: &P,
     now: UnixTime,
     ledger: &Ledger,
-    group: &Group,
+    placed: &Group,
     cluster: &ClusterKey,
     report: &mut TickReport,
 ) -> Result<(), StoreError> {
-    // The placement is recorded before calling Livy: if this invocation dies after the call, the
-    // next tick finds the batch by name instead of submitting a second one.
-    let mut placed = group.clone();
-    placed.status = GroupStatus::Submitting { cluster: cluster.clone(), since: now };
-    placed.updated_at = now;
-    let Some(placed) = write_group(store, &placed, report).await? else { return Ok(()) };
     let Some(endpoint) = ledger.endpoint(cluster) else { return Ok(()) };
     let jobs: Vec<JobId> = placed.to_do().map(|m| m.job_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let definitions: BTreeMap<JobId, &JobDefinition> =
         jobs.iter().filter_map(|id| Some((id.clone(), ledger.definition(id)?))).collect();
     let Some(livy) = jobs.iter().find_map(|id| definitions.get(id)).map(|d| &d.livy) else { return Ok(()) };
     let schemas: BTreeMap<JobId, String> = store.get_schemas(&jobs).await?.into_iter().collect();
-    let spec = group_spec(&placed, &definitions, &schemas, &ledger.results_table, GROUP_MAX_PARALLEL);
+    let spec = group_spec(placed, &definitions, &schemas, &ledger.results_table, GROUP_MAX_PARALLEL);
     let name = format!("{}-a{}", placed.key, placed.attempt).replace('/', "-");
-    let policies = ledger.policies(&placed);
+    let policies = ledger.policies(placed);
     let uri = match specs.put_spec(&name, &spec).await {
         Ok(uri) => uri,
         Err(e) => {
             // Nothing reached Livy: a new attempt, placed again next tick, no failure counted.
             tracing::warn!(group = %placed.key, error = %e, "cannot write the group's spec; placed again");
             report.failures.push(JobFailure { job_id: format!("group {}", placed.key), error: e.to_string() });
-            let next = supersede_group(&placed, e.to_string(), None, now, now);
+            let next = supersede_group(placed, e.to_string(), None, now, now);
             write_group(store, &next, report).await?;
             return Ok(());
         }
     };
-    let submission = group_submission(&placed, livy, &uri);
+    let submission = group_submission(placed, livy, &uri);
     let (step, batch) = match batches.submit(endpoint, &submission).await {
         Ok(obs) => {
             report.runs_submitted += 1;
             tracing::info!(group = %placed.key, attempt = %placed.attempt, cluster = %cluster, batch_id = obs.id, members = placed.to_do().count(), "group submitted");
-            (follow_group(now, &placed, &policies, Some(&obs), None), Some(obs))
+            (follow_group(now, placed, &policies, Some(&obs), None), Some(obs))
         }
         Err(e) => {
             report.failures.push(JobFailure { job_id: format!("group {}", placed.key), error: e.to_string() });
@@ -676,10 +740,10 @@ async fn submit_group<S: GroupStore, B: BatchService, P: SpecStore>(
                 }
             };
             let busy = matches!(e, BatchError::Busy { .. });
-            (group_after_failed_submission(now, &placed, &policies, found.as_ref(), &e.to_string(), busy), found)
+            (group_after_failed_submission(now, placed, &policies, found.as_ref(), &e.to_string(), busy), found)
         }
     };
-    apply_group_step(store, batches, now, ledger, &placed, step, batch, None, report).await.map(|_| ())
+    apply_group_step(store, batches, now, ledger, placed, step, batch, None, report).await.map(|_| ())
 }
 
 /// A shard line as the per-job state the definition rules (`reconcile_job`) are written for.

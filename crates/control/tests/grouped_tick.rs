@@ -145,7 +145,7 @@ async fn a_shards_due_windows_run_as_one_batch_and_commit_together() {
     let open = world.open().await;
     assert_eq!(open.len(), 1);
     assert!(matches!(open[0].status, GroupStatus::Submitting { .. }), "placed: {:?}", open[0].status);
-    assert_eq!(open[0].version, Version(2), "created, then placed; not rewritten when Livy has the batch");
+    assert_eq!(open[0].version, Version::INITIAL, "created placed, and not rewritten when Livy has the batch");
 
     world.finish(&open[0], |_| AttemptOutcome::Succeeded).await;
     let r = world.tick(w(2).plus_secs(60)).await;
@@ -341,4 +341,27 @@ async fn jobs_fill_shards_of_their_cohort_and_an_invalid_one_is_reported_while_t
     let r = world.tick(w(1)).await;
     assert_eq!(r.windows_cut, 300, "one window of each five-minute job");
     assert_eq!(r.runs_submitted, 2, "one batch per shard");
+}
+
+#[tokio::test]
+async fn a_group_cut_while_no_cluster_is_ready_waits_and_is_placed_once_one_is() {
+    let world = world(&["orders"]).await;
+    let mut starting = world.store.get_cluster(&ClusterKey::new("small-1")).await.expect("get").expect("cluster");
+    starting.state = ClusterState::Starting;
+    let starting = world.store.update_cluster(&starting).await.expect("starting");
+    world.tick(T0).await;
+    let r = world.tick(w(1)).await;
+    assert_eq!((r.windows_cut, r.runs_submitted), (1, 0));
+    let group = world.open().await.remove(0);
+    assert!(matches!(group.status, GroupStatus::Pending { .. }), "{:?}", group.status);
+
+    let mut ready = starting;
+    ready.state = ClusterState::Ready;
+    world.store.update_cluster(&ready).await.expect("ready");
+    let r = world.tick(w(1).plus_secs(60)).await;
+    assert_eq!(r.runs_submitted, 1);
+    let group = world.open().await.remove(0);
+    assert!(matches!(group.status, GroupStatus::Submitting { .. }), "{:?}", group.status);
+    assert_eq!(group.version, Version(2), "created pending, then placed");
+    assert_eq!(world.livy.batches(LIVY).len(), 1);
 }
