@@ -545,7 +545,7 @@ export class NorrisStack extends Stack {
         indexName: ix.name,
         partitionKey: attr(ix.partitionKey),
         sortKey: ix.sortKey ? attr(ix.sortKey) : undefined,
-        projectionType: dynamodb.ProjectionType.ALL,
+        projectionType: ix.projection === 'KEYS_ONLY' ? dynamodb.ProjectionType.KEYS_ONLY : dynamodb.ProjectionType.ALL,
       });
     }
     return table;

@@ -10,10 +10,15 @@ export interface KeyDef {
   readonly type: AttributeType;
 }
 
+/** What an index copies of each item: its keys only (one write unit a copy, readers fetch the
+ * items by key), or every attribute (a copy billed like a write of the whole item). */
+export type IndexProjection = 'KEYS_ONLY' | 'ALL';
+
 export interface IndexDef {
   readonly name: string;
   readonly partitionKey: KeyDef;
   readonly sortKey?: KeyDef;
+  readonly projection: IndexProjection;
 }
 
 export interface TableDef {
@@ -36,6 +41,11 @@ function key(v: unknown, at: string): KeyDef {
   return { name: k.name, type: k.type as AttributeType };
 }
 
+function projection(v: unknown, at: string): IndexProjection {
+  if (v !== 'KEYS_ONLY' && v !== 'ALL') throw new Error(`${TABLES_JSON}: ${at} must be "KEYS_ONLY" or "ALL"`);
+  return v;
+}
+
 /** Reads infra/tables.json (fails loudly on a shape it does not know). */
 export function loadTables(file: string = TABLES_JSON): TableDef[] {
   const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
@@ -53,6 +63,7 @@ export function loadTables(file: string = TABLES_JSON): TableDef[] {
           name: String(ix.name),
           partitionKey: key(ix.partition_key, `${k}.global_secondary_indexes[${i}].partition_key`),
           sortKey: ix.sort_key === undefined ? undefined : key(ix.sort_key, `${k}.global_secondary_indexes[${i}].sort_key`),
+          projection: projection(ix.projection, `${k}.global_secondary_indexes[${i}].projection`),
         })),
         ttlAttribute: typeof t.time_to_live_attribute === 'string' ? t.time_to_live_attribute : undefined,
       };

@@ -39,7 +39,7 @@ describe('tables from infra/tables.json', () => {
           IndexName: ix.name,
           KeySchema: [{ AttributeName: ix.partitionKey.name, KeyType: 'HASH' },
             ...(ix.sortKey ? [{ AttributeName: ix.sortKey.name, KeyType: 'RANGE' }] : [])],
-          Projection: { ProjectionType: 'ALL' },
+          Projection: { ProjectionType: ix.projection },
         })),
       });
     }
@@ -48,6 +48,13 @@ describe('tables from infra/tables.json', () => {
   test('the ledger has the due and active indexes', () => {
     const ledger = resources(template, 'AWS::DynamoDB::Table').find(([, r]) => r.Properties.TableName === `${NAME}-ledger`)!;
     expect(ledger[1].Properties.GlobalSecondaryIndexes.map((ix: Json) => ix.IndexName).sort()).toEqual(['active', 'due']);
+  });
+
+  test('the ledger indexes copy keys only (an index copy is billed like a write: one unit, not the item\'s size)', () => {
+    const ledger = resources(template, 'AWS::DynamoDB::Table').find(([, r]) => r.Properties.TableName === `${NAME}-ledger`)!;
+    for (const ix of ledger[1].Properties.GlobalSecondaryIndexes) {
+      expect(ix.Projection).toEqual({ ProjectionType: 'KEYS_ONLY' });
+    }
   });
 
   test('every table: point-in-time recovery, KMS encryption, deletion protection, retained', () => {

@@ -22,7 +22,19 @@ pub struct KeySpec {
     pub kind: String,
 }
 
-/// A global secondary index (always projecting all attributes: readers need whole items).
+/// What a global secondary index copies of each item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum IndexProjection {
+    /// The table's and the index's keys only: an index copy costs one write unit whatever the
+    /// item's size, and readers fetch the items by key (what the ledger's indexes do).
+    #[serde(rename = "KEYS_ONLY")]
+    KeysOnly,
+    /// Every attribute: an index copy is billed like a write of the whole item.
+    #[serde(rename = "ALL")]
+    All,
+}
+
+/// A global secondary index.
 #[derive(Debug, Clone, Deserialize)]
 pub struct IndexSpec {
     /// Index name.
@@ -31,6 +43,8 @@ pub struct IndexSpec {
     pub partition_key: KeySpec,
     /// Index sort key.
     pub sort_key: Option<KeySpec>,
+    /// What the index copies (`KEYS_ONLY` or `ALL`; required, so the file says it).
+    pub projection: IndexProjection,
 }
 
 /// One table.
@@ -87,6 +101,13 @@ fn scalar(kind: &str) -> ScalarAttributeType {
         "N" => ScalarAttributeType::N,
         "B" => ScalarAttributeType::B,
         _ => ScalarAttributeType::S,
+    }
+}
+
+fn projection_type(p: IndexProjection) -> ProjectionType {
+    match p {
+        IndexProjection::KeysOnly => ProjectionType::KeysOnly,
+        IndexProjection::All => ProjectionType::All,
     }
 }
 
@@ -147,7 +168,7 @@ pub async fn create_tables(client: &Client, prefix: &str) -> Result<Vec<String>,
                 GlobalSecondaryIndex::builder()
                     .index_name(&gsi.name)
                     .set_key_schema(Some(key_schema(&gsi.partition_key, gsi.sort_key.as_ref())))
-                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .projection(Projection::builder().projection_type(projection_type(gsi.projection)).build())
                     .build()
                     .expect("gsi"),
             );
@@ -193,4 +214,18 @@ async fn wait_active(client: &Client, name: &str) -> Result<(), CreateTablesErro
         delay_ms = (delay_ms * 2).min(2_000);
     }
     Err(CreateTablesError { table: name.into(), message: "did not become ACTIVE".into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ledger_indexes_copy_keys_only() {
+        let specs = table_specs();
+        let ledger = &specs["ledger"];
+        let indexes: Vec<(&str, IndexProjection)> =
+            ledger.global_secondary_indexes.iter().map(|ix| (ix.name.as_str(), ix.projection)).collect();
+        assert_eq!(indexes, vec![("due", IndexProjection::KeysOnly), ("active", IndexProjection::KeysOnly)]);
+    }
 }

@@ -2,6 +2,13 @@
 //! (`attribute_not_exists(pk)` to create, `version = :read` to update), returning the stored item
 //! on a lost condition (`ReturnValuesOnConditionCheckFailure=ALL_OLD`) so the caller can decide
 //! again without another read.
+//!
+//! The ledger's indexes (`due`, `active`) copy keys only (`infra/tables.json`): DynamoDB bills an
+//! index copy like a table write, so a copy of a 28 KB shard would cost 28 write units where its
+//! keys cost one. A query of an index therefore lists keys, and the items are read by key
+//! (`read_listed`: strongly consistent `BatchGetItem`), then checked again against the query's
+//! condition, since an index lags the table: an item that left the index since is dropped, and
+//! the caller always gets the current version, never a stale copy from the index.
 
 use crate::document::{item_to_document, json_to_attribute};
 use crate::items::{self, Item};
@@ -225,6 +232,23 @@ impl DynamoStore {
         Ok(out)
     }
 
+    /// Reads the ledger items an index query listed (keys only, see the module doc) by key,
+    /// strongly consistent, and keeps those that still satisfy `keep`, in the order the index
+    /// listed them: an item deleted or changed since the index was read is what the table says now.
+    async fn read_listed<T>(
+        &self,
+        operation: &'static str,
+        listed: &[Item],
+        parse: fn(&Item) -> Result<T, StoreError>,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Vec<T>, StoreError> {
+        let keys = listed_keys(listed)?;
+        let found = self
+            .batch_get(operation, &self.tables.ledger, keys.iter().map(|k| key(k.0.clone(), k.1.clone())).collect())
+            .await?;
+        still_listed(&keys, found, parse, keep)
+    }
+
     async fn put_document(&self, operation: &'static str, table: &str, document: &Value) -> Result<(), StoreError> {
         let AttributeValue::M(item) = json_to_attribute(document) else {
             return Err(StoreError::Rejected { operation, message: "a definition must be a JSON object".into() });
@@ -281,6 +305,52 @@ fn job_record(item: &Item) -> DefinitionRecord<JobDefinition> {
 
 fn collect<T>(items: &[Item], parse: fn(&Item) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
     items.iter().map(parse).collect()
+}
+
+/// The table keys (`pk`, `sk`) of the items an index query listed, each once, in the listed order.
+fn listed_keys(listed: &[Item]) -> Result<Vec<(String, String)>, StoreError> {
+    let mut seen = BTreeSet::new();
+    let mut keys = Vec::with_capacity(listed.len());
+    for entry in listed {
+        let part = |name: &str| entry.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let (Some(pk), Some(sk)) = (part("pk"), part("sk")) else {
+            return Err(StoreError::Corrupt {
+                key: format!("{entry:?}"),
+                reason: "an index entry without the table's keys (pk, sk)".into(),
+            });
+        };
+        if seen.insert((pk.clone(), sk.clone())) {
+            keys.push((pk, sk));
+        }
+    }
+    Ok(keys)
+}
+
+/// The items `BatchGetItem` found for `keys` (in no particular order) as records, in the order
+/// of `keys`, keeping those that satisfy `keep` as read: keys not found (deleted since the index
+/// listed them) and items changed so that they no longer belong in the index are left out.
+fn still_listed<T>(
+    keys: &[(String, String)],
+    found: Vec<Item>,
+    parse: fn(&Item) -> Result<T, StoreError>,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Vec<T>, StoreError> {
+    let mut by_key: HashMap<(String, String), Item> = found
+        .into_iter()
+        .filter_map(|item| {
+            let part = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+            let k = (part("pk")?, part("sk")?);
+            Some((k, item))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(keys.len());
+    for item in keys.iter().filter_map(|k| by_key.remove(k)) {
+        let record = parse(&item)?;
+        if keep(&record) {
+            out.push(record);
+        }
+    }
+    Ok(out)
 }
 
 impl StateStore for DynamoStore {
@@ -402,7 +472,13 @@ impl StateStore for DynamoStore {
                 limit,
             )
             .await?;
-        collect(&items, items::job_state_from_item)
+        let mut due = self
+            .read_listed("due_jobs", &items, items::job_state_from_item, |s| s.due_at.is_some_and(|d| d <= now))
+            .await?;
+        // Read now, a due time may differ from the index's; jobs due at the same moment come in
+        // id order, as they do from the in-memory store.
+        due.sort_by(|a, b| (a.due_at, &a.job_id).cmp(&(b.due_at, &b.job_id)));
+        Ok(due)
     }
 
     async fn create_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
@@ -434,7 +510,8 @@ impl StateStore for DynamoStore {
                 usize::MAX,
             )
             .await?;
-        collect(&items, items::run_from_item)
+        // In the index's order (`active_key`: the run's key).
+        self.read_listed("active_runs", &items, items::run_from_item, |r| r.status.is_unfinished()).await
     }
 
     async fn runs_of_job(&self, id: &JobId, from: UnixTime, limit: usize) -> Result<Vec<Run>, StoreError> {
@@ -575,9 +652,12 @@ impl GroupStore for DynamoStore {
                 limit,
             )
             .await?;
-        let mut due = collect(&items, items::shard_from_item)?;
-        // The index orders by due time only; shards due at the same moment come in key order,
-        // as they do from the in-memory store.
+        let mut due = self
+            .read_listed("due_shards", &items, items::shard_from_item, |s| s.due_at.is_some_and(|d| d <= now))
+            .await?;
+        // The index orders by due time only (and a due time read now may differ from the
+        // index's); shards due at the same moment come in key order, as they do from the
+        // in-memory store.
         due.sort_by(|a, b| (a.due_at, &a.key).cmp(&(b.due_at, &b.key)));
         Ok(due)
     }
@@ -612,7 +692,8 @@ impl GroupStore for DynamoStore {
                 usize::MAX,
             )
             .await?;
-        collect(&items, items::group_from_item)
+        // In the index's order (`active_key`: the group's key).
+        self.read_listed("open_groups", &items, items::group_from_item, |g| !g.committed).await
     }
 
     async fn get_group_results(&self, attempts: &[(GroupKey, Attempt)]) -> Result<Vec<GroupResult>, StoreError> {
@@ -664,5 +745,60 @@ impl GroupStore for DynamoStore {
             .await
             .map_err(|e| classify("put_schema", e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use norris_model::{Validity, Version};
+
+    fn state(id: &str, due_at: Option<i64>, version: u64) -> JobState {
+        JobState {
+            job_id: JobId::new(id),
+            definition_hash: "h".into(),
+            validity: Validity::Valid,
+            watermark: UnixTime(0),
+            next_window_lo: UnixTime(300),
+            due_at: due_at.map(UnixTime),
+            accepted_schema: None,
+            version: Version(version),
+        }
+    }
+
+    /// What a keys-only `due` index holds of an item: the table's and the index's keys.
+    fn index_entry(item: &Item) -> Item {
+        item.iter()
+            .filter(|(k, _)| ["pk", "sk", "due_shard", "due_at"].contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn listed_items_are_read_as_they_are_now_in_the_index_order_and_checked_again() {
+        let now = UnixTime(1_000);
+        // The index listed a, b, c, d (and a twice, as a lagging index might); since then b was
+        // deleted, c moved later, and d was updated but is still due.
+        let listed: Vec<Item> = [("a", 10), ("b", 20), ("c", 30), ("d", 40), ("a", 10)]
+            .into_iter()
+            .map(|(id, due)| index_entry(&items::job_state_item(&state(id, Some(due), 1))))
+            .collect();
+        assert!(listed.iter().all(|e| !e.contains_key("version")), "keys only");
+        let keys = listed_keys(&listed).expect("keys");
+        assert_eq!(keys.len(), 4, "each key once");
+        let found = vec![
+            items::job_state_item(&state("d", Some(50), 2)),
+            items::job_state_item(&state("c", Some(5_000), 2)),
+            items::job_state_item(&state("a", Some(10), 1)),
+        ];
+        let due = still_listed(&keys, found, items::job_state_from_item, |s| s.due_at.is_some_and(|d| d <= now))
+            .expect("read");
+        assert_eq!(due, vec![state("a", Some(10), 1), state("d", Some(50), 2)]);
+    }
+
+    #[test]
+    fn an_index_entry_without_the_table_keys_is_corrupt() {
+        let entry = HashMap::from([("due_shard".to_string(), s("due")), ("due_at".to_string(), n(5))]);
+        assert!(matches!(listed_keys(&[entry]), Err(StoreError::Corrupt { .. })));
     }
 }

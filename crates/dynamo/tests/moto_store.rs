@@ -2,11 +2,11 @@
 //! through the standard `AWS_ENDPOINT_URL`): the same conformance suite as the in-memory store,
 //! plus what only the wire format can get wrong.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ProjectionType};
 use norris_dynamo::{create_tables, DynamoStore, TableNames};
-use norris_model::JobId;
+use norris_model::{JobId, JobState, UnixTime, Validity, Version};
 use norris_ports::StateStore;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 async fn fresh_store(name: &str) -> (DynamoStore, aws_sdk_dynamodb::Client) {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
@@ -76,4 +76,52 @@ async fn a_hand_edited_ledger_item_is_reported_as_corrupt_not_a_panic() {
         .expect("put");
     let err = store.get_job_state(&JobId::new("broken")).await.expect_err("corrupt");
     assert!(err.to_string().contains("JOB#broken/STATE"), "{err}");
+}
+
+#[tokio::test]
+async fn the_ledger_indexes_hold_keys_only_and_the_store_reads_whole_items_by_key() {
+    let (store, client) = fresh_store("keys").await;
+    let table = client.describe_table().table_name(&store.tables().ledger).send().await.expect("describe");
+    let projections: Vec<(String, Option<ProjectionType>)> = table
+        .table()
+        .expect("table")
+        .global_secondary_indexes()
+        .iter()
+        .map(|ix| {
+            (ix.index_name().unwrap_or("").to_string(), ix.projection().and_then(|p| p.projection_type()).cloned())
+        })
+        .collect();
+    assert_eq!(projections.len(), 2, "{projections:?}");
+    assert!(projections.iter().all(|(_, p)| p == &Some(ProjectionType::KeysOnly)), "{projections:?}");
+
+    let state = JobState {
+        job_id: JobId::new("keys-1"),
+        definition_hash: "hash".into(),
+        validity: Validity::Valid,
+        watermark: UnixTime(1_000),
+        next_window_lo: UnixTime(1_300),
+        due_at: Some(UnixTime(2_000)),
+        accepted_schema: Some(r#"[{"name":"id"}]"#.into()),
+        version: Version::INITIAL,
+    };
+    let state = store.create_job_state(&state).await.expect("create");
+    // The index itself answers with keys only (moto honours KEYS_ONLY as DynamoDB does) ...
+    let listed = client
+        .query()
+        .table_name(&store.tables().ledger)
+        .index_name("due")
+        .key_condition_expression("due_shard = :shard")
+        .expression_attribute_values(":shard", AttributeValue::S("due".into()))
+        .send()
+        .await
+        .expect("query");
+    let names: Vec<BTreeSet<&str>> =
+        listed.items().iter().map(|item| item.keys().map(String::as_str).collect()).collect();
+    assert_eq!(names, vec![BTreeSet::from(["pk", "sk", "due_shard", "due_at"])]);
+    // ... and the store reads the whole, current item by key.
+    assert_eq!(store.due_jobs(UnixTime(2_000), 10).await.expect("due"), vec![state.clone()]);
+    let mut later = state.clone();
+    later.due_at = Some(UnixTime(9_000));
+    store.update_job_state(&later).await.expect("update");
+    assert!(store.due_jobs(UnixTime(2_000), 10).await.expect("due").is_empty());
 }

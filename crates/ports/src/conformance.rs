@@ -22,6 +22,7 @@ pub async fn run_all<S: StateStore>(store: &S, ns: &str) {
     a_moved_run_keeps_its_retry_budget_and_why_it_moved(store, ns).await;
     malformed_job_definitions_read_back_as_errors_naming_the_field(store, ns).await;
     job_states_are_created_once_and_found_by_due_time(store, ns).await;
+    due_jobs_are_read_as_they_are_now_ties_in_id_order(store, ns).await;
     active_runs_are_exactly_the_unfinished_ones(store, ns).await;
     runs_of_a_job_come_in_window_order_from_a_start(store, ns).await;
     clusters_are_created_once_and_updated_by_version(store, ns).await;
@@ -209,6 +210,25 @@ async fn job_states_are_created_once_and_found_by_due_time<S: StateStore>(store:
     assert!(!due.iter().any(|s| s.job_id == s1.job_id), "a job moved later leaves the due set");
 }
 
+/// What a due query answers is each item as it is now (an index may list keys and the store read
+/// the items by key), and jobs due at the same moment come in id order whatever order they were
+/// written in.
+async fn due_jobs_are_read_as_they_are_now_ties_in_id_order<S: StateStore>(store: &S, ns: &str) {
+    let at = UnixTime(2_000_000);
+    let mut created = Vec::new();
+    for name in ["tie-c", "tie-a", "tie-b"] {
+        created.push(store.create_job_state(&state(job_id(ns, name), Some(at))).await.expect("create"));
+    }
+    let mut b = created[2].clone();
+    b.watermark = T0.plus_secs(300);
+    let b = store.update_job_state(&b).await.expect("update");
+    let mine = |due: Vec<JobState>| -> Vec<JobState> {
+        due.into_iter().filter(|s| s.job_id.as_str().starts_with(&format!("{ns}-tie-"))).collect()
+    };
+    let due = mine(store.due_jobs(at, 1000).await.expect("due"));
+    assert_eq!(due, vec![created[1].clone(), b, created[0].clone()], "current versions, in id order");
+}
+
 async fn active_runs_are_exactly_the_unfinished_ones<S: StateStore>(store: &S, ns: &str) {
     let job = job_id(ns, "active");
     let pending = store.create_run(&Run::new(job.clone(), window(0), T0)).await.expect("c0");
@@ -371,6 +391,7 @@ async fn batch_reads_return_what_exists_once_past_a_hundred_keys<S: StateStore>(
 /// Runs every check of the grouped ledger's store against `store`, with keys under `ns`.
 pub async fn run_groups<S: GroupStore>(store: &S, ns: &str) {
     shards_are_created_once_updated_by_version_and_found_by_due_time(store, ns).await;
+    due_shards_are_read_as_they_are_now_ties_in_key_order(store, ns).await;
     a_full_shard_round_trips(store, ns).await;
     groups_are_cut_once_and_open_until_committed(store, ns).await;
     group_results_round_trip_per_attempt(store, ns).await;
@@ -445,6 +466,23 @@ async fn shards_are_created_once_updated_by_version_and_found_by_due_time<S: Gro
     ));
     let due = store.due_shards(early.plus_secs(120), 1000).await.expect("due");
     assert!(!due.iter().any(|s| s.key == s0.key), "a shard due later leaves the due set");
+}
+
+/// Shards due at the same moment come in key order whatever order they were written in, each as
+/// it is now.
+async fn due_shards_are_read_as_they_are_now_ties_in_key_order<S: GroupStore>(store: &S, ns: &str) {
+    let cohort = cohort(ns, 10_800);
+    let at = UnixTime(2_000_000);
+    let mut created = Vec::new();
+    for index in [2, 0, 1] {
+        created.push(store.create_shard(&shard(&cohort, index, 2, Some(at))).await.expect("create"));
+    }
+    let mut one = created[2].clone();
+    one.cut_seq += 1;
+    let one = store.update_shard(&one).await.expect("update");
+    let due: Vec<Shard> =
+        store.due_shards(at, 1000).await.expect("due").into_iter().filter(|s| s.key.cohort == cohort).collect();
+    assert_eq!(due, vec![created[1].clone(), one, created[0].clone()], "current versions, in key order");
 }
 
 async fn a_full_shard_round_trips<S: GroupStore>(store: &S, ns: &str) {

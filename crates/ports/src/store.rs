@@ -191,7 +191,8 @@ pub trait StateStore: Send + Sync {
     /// Replaces a job's state if its version is unchanged.
     fn update_job_state(&self, state: &JobState)
         -> impl Future<Output = Result<JobState, WriteError<JobState>>> + Send;
-    /// Job states with `due_at <= now`, earliest first, at most `limit`.
+    /// Job states with `due_at <= now`, earliest first (by job id at the same moment), at most
+    /// `limit`, each as it is now.
     fn due_jobs(&self, now: UnixTime, limit: usize) -> impl Future<Output = Result<Vec<JobState>, StoreError>> + Send;
 
     /// Creates a run; `Conflict` if the job already has a run for that window.
@@ -245,8 +246,8 @@ pub trait GroupStore: Send + Sync {
     fn get_shard(&self, key: &ShardKey) -> impl Future<Output = Result<Option<Shard>, StoreError>> + Send;
     /// A cohort's shards, by index: where the definition sweep puts a new job (a few per cohort).
     fn shards_of_cohort(&self, cohort: &CohortKey) -> impl Future<Output = Result<Vec<Shard>, StoreError>> + Send;
-    /// Shards with `due_at <= now`, earliest first, at most `limit`: a tick's reads grow with the
-    /// shards due, not with all jobs.
+    /// Shards with `due_at <= now`, earliest first (in key order at the same moment), at most
+    /// `limit`, each as it is now: a tick's reads grow with the shards due, not with all jobs.
     fn due_shards(&self, now: UnixTime, limit: usize) -> impl Future<Output = Result<Vec<Shard>, StoreError>> + Send;
 
     /// Creates a group; `Conflict` (with the stored group) if its key exists: a cut happens once.
