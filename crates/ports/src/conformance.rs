@@ -607,8 +607,10 @@ async fn group_results_round_trip_per_attempt<S: GroupStore>(store: &S, ns: &str
         } else {
             String::new()
         },
-        output_prefix: format!("file:///tmp/lake/j{i}/data/window_lo={}/attempt=2", window(i).lo.0),
-        message: "m".into(),
+        // As compact as the Spark application writes a member (livy-jobs/README.md, "Groups"):
+        // no output prefix (the spec's), a message only when the attempt did not succeed.
+        output_prefix: String::new(),
+        message: if outcome == AttemptOutcome::Succeeded { String::new() } else { "m".into() },
         finished_at: T0.plus_secs(30),
     };
     let result = GroupResult {
