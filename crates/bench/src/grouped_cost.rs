@@ -1,8 +1,9 @@
 //! The grouped ledger's control-plane cost, measured on the real tick (`grouped_tick`): jobs on
 //! one interval ticked for a virtual day over the in-memory models, every group's application
 //! finishing within the interval with the compact result `extract.py` writes, and each store
-//! operation billed as DynamoDB bills it, with the sizes of the adapter's own items
-//! (`norris_dynamo::billing`). Extrapolated to a 30-day month at on-demand list prices.
+//! operation billed as DynamoDB bills it, with the sizes of the adapter's own items and index
+//! entries (`norris_dynamo::billing`; the ledger indexes copy keys only, so their readers fetch
+//! the items by key). Extrapolated to a 30-day month at on-demand list prices.
 
 use norris_control::grouped::grouped_tick;
 use norris_control::SchedulerConfig;
@@ -232,7 +233,9 @@ impl GroupStore for BillingStore<'_> {
         let bytes = billing::shard_bytes(&written);
         self.bill(|u| {
             u.write("shard", bytes);
-            u.index_copy("shard, due index copy", bytes);
+            if let Some(entry) = billing::shard_index_entry_bytes(&written) {
+                u.index_copy("shard, due index entry", entry);
+            }
         });
         Ok(written)
     }
@@ -240,8 +243,13 @@ impl GroupStore for BillingStore<'_> {
         let bytes = billing::shard_bytes(shard);
         // A conditional write that fails still consumes its units.
         self.bill(|u| u.write("shard", bytes));
+        let before = self.inner.get_shard(&shard.key).await?;
         let written = self.inner.update_shard(shard).await?;
-        self.bill(|u| u.index_copy("shard, due index copy", bytes));
+        // The keys-only index is written when its key changes: the old entry removed, the new put.
+        let old_entry =
+            before.filter(|b| b.due_at != written.due_at).and_then(|b| billing::shard_index_entry_bytes(&b));
+        let new_entry = billing::shard_index_entry_bytes(&written).filter(|_| old_entry.is_some());
+        self.bill(|u| old_entry.into_iter().chain(new_entry).for_each(|e| u.index_copy("shard, due index entry", e)));
         Ok(written)
     }
     async fn get_shard(&self, key: &ShardKey) -> Result<Option<Shard>, StoreError> {
@@ -256,22 +264,33 @@ impl GroupStore for BillingStore<'_> {
     }
     async fn due_shards(&self, now: UnixTime, limit: usize) -> Result<Vec<Shard>, StoreError> {
         let found = self.inner.due_shards(now, limit).await?;
-        self.bill(|u| u.read("due shards (index)", found.iter().map(billing::shard_bytes).sum(), false));
+        // The index holds keys only: the query, then the items by key, strongly consistent.
+        let entries = found.iter().filter_map(billing::shard_index_entry_bytes).sum();
+        self.bill(|u| {
+            u.read("due shards (index)", entries, false);
+            u.batch_read("due shards (items)", found.iter().map(billing::shard_bytes), true);
+        });
         Ok(found)
     }
     async fn create_group(&self, group: &Group) -> Result<Group, WriteError<Group>> {
         let bytes = billing::group_bytes(group);
         self.bill(|u| u.write("group", bytes));
         let written = self.inner.create_group(group).await?;
-        self.bill(|u| u.index_copy("group, active index copy", bytes));
+        if let Some(entry) = billing::group_index_entry_bytes(&written) {
+            self.bill(|u| u.index_copy("group, active index entry", entry));
+        }
         Ok(written)
     }
     async fn update_group(&self, group: &Group) -> Result<Group, WriteError<Group>> {
         let bytes = billing::group_bytes(group);
         self.bill(|u| u.write("group", bytes));
+        let before = self.inner.get_group(&group.key).await?;
         let written = self.inner.update_group(group).await?;
-        // Open groups are in the index; the write that commits one deletes its index entry.
-        self.bill(|u| u.index_copy("group, active index copy", bytes));
+        // An open group's index key never changes; the write that commits it removes its entry.
+        let removed = before.and_then(|b| billing::group_index_entry_bytes(&b)).filter(|_| written.committed);
+        if let Some(entry) = removed {
+            self.bill(|u| u.index_copy("group, active index entry", entry));
+        }
         Ok(written)
     }
     async fn get_group(&self, key: &GroupKey) -> Result<Option<Group>, StoreError> {
@@ -281,7 +300,11 @@ impl GroupStore for BillingStore<'_> {
     }
     async fn open_groups(&self) -> Result<Vec<Group>, StoreError> {
         let found = self.inner.open_groups().await?;
-        self.bill(|u| u.read("open groups (index)", found.iter().map(billing::group_bytes).sum(), false));
+        let entries = found.iter().filter_map(billing::group_index_entry_bytes).sum();
+        self.bill(|u| {
+            u.read("open groups (index)", entries, false);
+            u.batch_read("open groups (items)", found.iter().map(billing::group_bytes), true);
+        });
         Ok(found)
     }
     async fn get_group_results(&self, attempts: &[(GroupKey, Attempt)]) -> Result<Vec<GroupResult>, StoreError> {
