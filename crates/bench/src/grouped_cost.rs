@@ -118,6 +118,9 @@ pub struct CostReport {
     /// The scheduler Lambda per month (USD; one invocation per tick, at the simulator's assumed
     /// GB-seconds per invocation).
     pub lambda_usd_month: f64,
+    /// Group attempts' specs per month (USD): one S3 PUT by the tick and one GET by the
+    /// application per attempt.
+    pub specs_usd_month: f64,
     /// The other Lambdas per month (USD): the watcher's sweep every minute and the rotation
     /// handler every 10 minutes, whatever the job count, at the same assumed GB-seconds.
     pub other_lambdas_usd_month: f64,
@@ -416,6 +419,7 @@ pub async fn measure(args: CostArgs) -> anyhow::Result<CostReport> {
     let mut schemas_seen = BTreeSet::new();
     let mut steady = Units::default();
     let mut committed = 0;
+    let mut attempts = 0;
     for n in 0..ticks {
         let now = T0.plus_secs(n as i64 * TICK_SECS);
         let report = grouped_tick(&store, &livy, &specs, now, &config).await?;
@@ -427,6 +431,7 @@ pub async fn measure(args: CostArgs) -> anyhow::Result<CostReport> {
         let units = store.take();
         if n >= WARM_UP_TICKS {
             committed += report.windows_committed;
+            attempts += report.runs_submitted;
             for (k, v) in units.writes {
                 *steady.writes.entry(k).or_default() += v;
             }
@@ -445,6 +450,7 @@ pub async fn measure(args: CostArgs) -> anyhow::Result<CostReport> {
     let reads = steady.total_reads() * prices::DYNAMO_READ_UNIT * per_month;
     let lambda = (30 * 86_400 / TICK_SECS) as f64
         * (prices::LAMBDA_PER_REQUEST + prices::LAMBDA_GB_SECOND * prices::ASSUMED_GB_SECONDS);
+    let specs = attempts as f64 * per_month * (prices::S3_PUT_REQUEST + prices::S3_GET_REQUEST);
     let others = (30.0 * 1440.0 + 30.0 * 144.0)
         * (prices::LAMBDA_PER_REQUEST + prices::LAMBDA_GB_SECOND * prices::ASSUMED_GB_SECONDS);
     let shards = memory.due_shards(UnixTime(i64::MAX), usize::MAX).await?.len();
@@ -459,8 +465,9 @@ pub async fn measure(args: CostArgs) -> anyhow::Result<CostReport> {
         dynamodb_writes_usd_month: round(writes),
         dynamodb_reads_usd_month: round(reads),
         lambda_usd_month: round(lambda),
+        specs_usd_month: round(specs),
         other_lambdas_usd_month: round(others),
-        total_usd_month: round(writes + reads + lambda + others),
+        total_usd_month: round(writes + reads + lambda + specs + others),
         units: steady,
     })
 }
@@ -484,10 +491,12 @@ pub fn print(r: &CostReport) {
     }
     println!("per window: {:.2} write units; per tick: {:.1} requests", r.write_units_per_window, r.requests_per_tick);
     println!(
-        "per month: DynamoDB writes ${:.2}, reads ${:.2}, scheduler Lambda ${:.2}, other Lambdas ${:.2}: ${:.2}",
+        "per month: DynamoDB writes ${:.2}, reads ${:.2}, scheduler Lambda ${:.2}, S3 specs ${:.2}, \
+         other Lambdas ${:.2}: ${:.2}",
         r.dynamodb_writes_usd_month,
         r.dynamodb_reads_usd_month,
         r.lambda_usd_month,
+        r.specs_usd_month,
         r.other_lambdas_usd_month,
         r.total_usd_month
     );

@@ -365,3 +365,80 @@ async fn a_group_cut_while_no_cluster_is_ready_waits_and_is_placed_once_one_is()
     assert_eq!(group.version, Version(2), "created pending, then placed");
     assert_eq!(world.livy.batches(LIVY).len(), 1);
 }
+
+#[tokio::test]
+async fn a_job_whose_interval_changed_moves_to_its_new_cohort_after_its_windows_in_flight_commit() {
+    let mut cfg = config();
+    cfg.definition_sweep_secs = 60;
+    let world = world(&["orders", "payments"]).await;
+    let tick = |now: UnixTime| {
+        let cfg = cfg.clone();
+        let world = &world;
+        async move {
+            let r = grouped_tick(&world.store, &world.livy, &world.specs, now, &cfg).await.expect("tick");
+            assert!(r.failures.is_empty(), "{:?}", r.failures);
+            r
+        }
+    };
+    tick(T0).await;
+    tick(w(2)).await;
+    let group = world.open().await.remove(0);
+    // The operator moves `orders` to a ten-minute interval while two of its windows are in flight.
+    let mut ten = job("orders");
+    ten["interval_secs"] = json!(600);
+    world.store.put_job_document(&ten).await.expect("put");
+    let r = tick(w(2).plus_secs(60)).await;
+    assert!(r.swept);
+    let five = world.shard().await;
+    assert!(five.jobs.contains_key(&JobId::new("orders")), "it stays while its windows are in flight");
+
+    world.finish(&group, |_| AttemptOutcome::Succeeded).await;
+    let r = tick(w(2).plus_secs(120)).await;
+    assert_eq!(r.windows_committed, 4);
+    let r = tick(w(2).plus_secs(180)).await;
+    assert!(r.swept);
+    let five = world.shard().await;
+    assert!(!five.jobs.contains_key(&JobId::new("orders")), "moved out once committed");
+    assert!(five.jobs.contains_key(&JobId::new("payments")));
+    let cohort = CohortKey { size_class: SizeClass::new("small"), interval_secs: 600, phase_secs: 0 };
+    let ten = world.store.get_shard(&ShardKey { cohort, index: 0 }).await.expect("get").expect("new cohort's shard");
+    let line = &ten.jobs[&JobId::new("orders")];
+    assert_eq!((line.watermark, line.next_window_lo), (w(2), w(2)), "the watermark moves with the job");
+
+    // Its next window is a ten-minute one from where it stopped, cut by the new cohort's shard.
+    let r = tick(w(4)).await;
+    assert_eq!(r.windows_cut, 3, "one ten-minute window of orders, two five-minute ones of payments: {r:?}");
+    assert_eq!(r.runs_submitted, 2, "one batch per shard");
+    let cut: Vec<(String, i64, i64)> = world
+        .open()
+        .await
+        .iter()
+        .flat_map(|g| g.members.iter().map(|m| (m.job_id.to_string(), m.window.lo.0 - T0.0, m.window.hi.0 - T0.0)))
+        .collect();
+    assert!(cut.contains(&("orders".to_string(), 600, 1200)), "{cut:?}");
+}
+
+#[tokio::test]
+async fn a_definition_made_invalid_holds_its_job_in_its_shard_and_a_fix_resumes_it() {
+    let mut cfg = config();
+    cfg.definition_sweep_secs = 60;
+    let world = world(&["orders"]).await;
+    let tick = |now: UnixTime| {
+        let cfg = cfg.clone();
+        let world = &world;
+        async move { grouped_tick(&world.store, &world.livy, &world.specs, now, &cfg).await.expect("tick") }
+    };
+    tick(T0).await;
+    let mut bad = job("orders");
+    bad["source"]["table"] = json!("");
+    world.store.put_job_document(&bad).await.expect("put");
+    let r = tick(w(1)).await;
+    assert_eq!(r.invalid_jobs.len(), 1, "{r:?}");
+    assert_eq!(r.windows_cut, 0, "an invalid job is not cut");
+    assert!(matches!(world.shard().await.jobs[&JobId::new("orders")].validity, Validity::Invalid { .. }));
+
+    world.store.put_job_document(&job("orders")).await.expect("fixed");
+    let r = tick(w(1).plus_secs(60)).await;
+    assert_eq!(r.windows_cut, 1, "resumed from its watermark: {r:?}");
+    assert_eq!(world.watermark("orders").await, w(0));
+}

@@ -95,6 +95,17 @@ impl MemoryStore {
     pub fn all_job_states(&self) -> Vec<JobState> {
         self.lock().job_states.values().cloned().collect()
     }
+
+    /// A job's state as stored, read without the yield an operation makes: for wrappers that
+    /// account for an operation (what a write costs) without changing how handlers interleave.
+    pub fn peek_job_state(&self, id: &JobId) -> Option<JobState> {
+        self.lock().job_states.get(id).cloned()
+    }
+
+    /// A run as stored, read without a yield (see [`MemoryStore::peek_job_state`]).
+    pub fn peek_run(&self, key: &RunKey) -> Option<Run> {
+        self.lock().runs.get(key).cloned()
+    }
 }
 
 fn key_of(document: &Value, field: &str, operation: &'static str) -> Result<String, StoreError> {

@@ -71,15 +71,25 @@ impl<'a> FaultyStore<'a> {
         self.writes.load(Ordering::SeqCst)
     }
 
-    /// Writes DynamoDB repeats in an index (both ledger indexes project every attribute, and an
-    /// index write is billed like a table write): runs, which are in the `active` index from their
-    /// creation until the write that finishes them, and job states while they are in `due`.
+    /// Index entries written (a write unit each: the ledger indexes copy keys only). DynamoDB
+    /// writes an entry when the item enters an index, leaves it, or changes its index key: a run
+    /// enters `active` when created and leaves it when finished; a job state's `due` entry moves
+    /// whenever its `due_at` does.
     pub fn index_writes(&self) -> u64 {
         self.index_writes.load(Ordering::SeqCst)
     }
 
-    fn indexed(&self) {
-        self.index_writes.fetch_add(1, Ordering::SeqCst);
+    fn indexed(&self, entries: u64) {
+        self.index_writes.fetch_add(entries, Ordering::SeqCst);
+    }
+
+    /// Entries written when an index key goes from `before` to `after` (`None`: not in the index).
+    fn entries_changed<K: PartialEq>(before: Option<K>, after: Option<K>) -> u64 {
+        if before == after {
+            0
+        } else {
+            u64::from(before.is_some()) + u64::from(after.is_some())
+        }
     }
 
     fn fate(&self) -> Fate {
@@ -157,29 +167,27 @@ impl StateStore for FaultyStore<'_> {
         self.guard("get_job_states", self.inner.get_job_states(ids)).await
     }
     async fn create_job_state(&self, state: &JobState) -> Result<JobState, WriteError<JobState>> {
-        if state.due_at.is_some() {
-            self.indexed();
-        }
+        self.indexed(Self::entries_changed(None, state.due_at));
         self.guard("create_job_state", self.inner.create_job_state(state)).await
     }
     async fn update_job_state(&self, state: &JobState) -> Result<JobState, WriteError<JobState>> {
-        if state.due_at.is_some() {
-            self.indexed();
-        }
+        let before = self.inner.peek_job_state(&state.job_id).and_then(|s| s.due_at);
+        self.indexed(Self::entries_changed(before, state.due_at));
         self.guard("update_job_state", self.inner.update_job_state(state)).await
     }
     async fn due_jobs(&self, now: UnixTime, limit: usize) -> Result<Vec<JobState>, StoreError> {
         self.guard("due_jobs", self.inner.due_jobs(now, limit)).await
     }
     async fn create_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
-        self.indexed();
+        self.indexed(1);
         self.guard("create_run", self.inner.create_run(run)).await
     }
     async fn get_run(&self, key: &RunKey) -> Result<Option<Run>, StoreError> {
         self.guard("get_run", self.inner.get_run(key)).await
     }
     async fn update_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
-        self.indexed();
+        let before = self.inner.peek_run(&run.key()).map(|r| r.status.is_unfinished());
+        self.indexed(Self::entries_changed(before.filter(|u| *u), Some(run.status.is_unfinished()).filter(|u| *u)));
         if self.faults.unconditional_run_updates {
             let forced = async {
                 let mut run = run.clone();

@@ -337,7 +337,7 @@ pub struct SimReport {
     pub store_writes: u64,
     /// See `store_writes`.
     pub store_reads: u64,
-    /// Writes DynamoDB repeats in an index and bills again (see `FaultyStore::index_writes`).
+    /// Index entries written, a write unit each (see `FaultyStore::index_writes`).
     pub index_writes: u64,
     /// Freshness samples over time: (virtual seconds since start, seconds from window end to commit).
     pub freshness_over_time: Vec<(i64, i64)>,
@@ -1288,6 +1288,10 @@ pub mod prices {
     pub const DYNAMO_WRITE_UNIT: f64 = 0.625 / 1e6;
     /// DynamoDB on demand, per (strongly consistent) read request unit.
     pub const DYNAMO_READ_UNIT: f64 = 0.125 / 1e6;
+    /// S3 standard, per PUT request (a group attempt's spec).
+    pub const S3_PUT_REQUEST: f64 = 0.005 / 1e3;
+    /// S3 standard, per GET request (the application reading its spec).
+    pub const S3_GET_REQUEST: f64 = 0.0004 / 1e3;
 }
 
 /// The fault trace's spot interruptions: a Poisson process at the configured rate per cluster,
