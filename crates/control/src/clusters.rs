@@ -20,7 +20,7 @@ use norris_engine::clusters::{
     plan_pool, rotate_early, PoolDecision,
 };
 use norris_model::{Cluster, ClusterKey, ClusterState, LaunchRequest, PoolDefinition, Run, UnixTime, Version};
-use norris_ports::{BatchService, EmrError, EmrService, StateStore, StoreError, WriteError};
+use norris_ports::{BatchService, EmrError, EmrService, GroupStore, StateStore, StoreError, WriteError};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -424,8 +424,8 @@ async fn kill_batch<B: BatchService>(livy: &B, endpoint: &str, run: &Run) {
 
 /// Per pool: launches what is missing (replacements of lost clusters, rotations, the minimum),
 /// drains what rotation or scale-down retires, and terminates lost or drained clusters that hold
-/// no unfinished run.
-pub async fn plan_pools<S: StateStore, E: EmrService>(
+/// no unfinished run and no placed group of the grouped ledger.
+pub async fn plan_pools<S: StateStore + GroupStore, E: EmrService>(
     store: &S,
     emr: &E,
     pools: &[PoolDefinition],
@@ -442,13 +442,20 @@ pub async fn plan_pools<S: StateStore, E: EmrService>(
             *runs_on.entry(c).or_default() += 1;
         }
     }
+    // Groups hold a batch slot like runs: a cluster running one is not terminated under it, and
+    // a pool with one to run has work.
+    let groups = store.open_groups().await?;
+    for cluster in groups.iter().filter_map(|g| g.status.cluster()) {
+        *runs_on.entry(cluster).or_default() += 1;
+    }
     let job_ids: Vec<_> = active.iter().map(|r| r.job_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-    let working: BTreeSet<_> = store
+    let mut working: BTreeSet<_> = store
         .get_job_definitions(&job_ids)
         .await?
         .into_iter()
         .filter_map(|r| r.parsed.ok().map(|d| d.size_class))
         .collect();
+    working.extend(groups.iter().filter(|g| g.to_do().next().is_some()).map(|g| g.key.shard.cohort.size_class.clone()));
     for pool in pools {
         let has_work = working.contains(&pool.size_class);
         for decision in plan_pool(pool, &clusters, has_work, now, config.drain_secs) {
@@ -566,7 +573,7 @@ async fn place_moved<S: StateStore, B: BatchService>(
 
 /// The cluster health watcher's pass: the event's signal first, then every cluster re-read, lost
 /// clusters replaced, their runs moved and placed again.
-pub async fn watch<S: StateStore, E: EmrService, B: BatchService>(
+pub async fn watch<S: StateStore + GroupStore, E: EmrService, B: BatchService>(
     store: &S,
     emr: &E,
     livy: &B,
@@ -588,7 +595,7 @@ pub async fn watch<S: StateStore, E: EmrService, B: BatchService>(
 
 /// The rotation handler's pass: the watcher's pass (rotation is one of the pool decisions), plus
 /// the orphan sweep.
-pub async fn rotate<S: StateStore, E: EmrService, B: BatchService>(
+pub async fn rotate<S: StateStore + GroupStore, E: EmrService, B: BatchService>(
     store: &S,
     emr: &E,
     livy: &B,
@@ -650,7 +657,12 @@ fn finish(report: ClusterReport) -> Result<ClusterReport, LifecycleEventError> {
 
 /// The cluster health watcher Lambda's handler: EMR state changes, spot interruption warnings,
 /// rebalance recommendations, cluster alarms and its periodic sweep.
-pub async fn handle_watcher_event<S: StateStore, E: EmrService, B: BatchService, C: norris_ports::Clock>(
+pub async fn handle_watcher_event<
+    S: StateStore + GroupStore,
+    E: EmrService,
+    B: BatchService,
+    C: norris_ports::Clock,
+>(
     store: &S,
     emr: &E,
     livy: &B,
@@ -664,7 +676,12 @@ pub async fn handle_watcher_event<S: StateStore, E: EmrService, B: BatchService,
 }
 
 /// The rotation handler Lambda's handler (its schedule).
-pub async fn handle_rotation_event<S: StateStore, E: EmrService, B: BatchService, C: norris_ports::Clock>(
+pub async fn handle_rotation_event<
+    S: StateStore + GroupStore,
+    E: EmrService,
+    B: BatchService,
+    C: norris_ports::Clock,
+>(
     store: &S,
     emr: &E,
     livy: &B,

@@ -91,13 +91,6 @@ struct ShardNotes {
     schema_hashes: BTreeMap<JobId, String>,
 }
 
-fn placed_cluster(group: &Group) -> Option<&ClusterKey> {
-    match &group.status {
-        GroupStatus::Submitting { cluster, .. } | GroupStatus::Running { cluster, .. } => Some(cluster),
-        GroupStatus::Pending { .. } | GroupStatus::Settled { .. } => None,
-    }
-}
-
 /// Runs one tick of the grouped ledger at `now` (see the module documentation for its steps).
 pub async fn grouped_tick<S, B, P>(
     store: &S,
@@ -261,7 +254,7 @@ async fn follow_groups<S: GroupStore, B: BatchService>(
 ) -> Result<BTreeMap<GroupKey, Group>, StoreError> {
     // Livy is asked about every placed group before the results are read: a result is written
     // before its batch ends, so a batch seen ended always comes with its result.
-    let placed: Vec<&Group> = open.iter().filter(|g| placed_cluster(g).is_some()).collect();
+    let placed: Vec<&Group> = open.iter().filter(|g| g.status.cluster().is_some()).collect();
     let lookups = at_once(placed.iter().map(|group| async move {
         let mut part = TickReport::default();
         let batch = look_up_group_batch(batches, now, ledger, group, &mut part).await;
@@ -290,7 +283,7 @@ async fn follow_groups<S: GroupStore, B: BatchService>(
         async move {
             let mut part = TickReport::default();
             let policies = ledger.policies(group);
-            let leaving = placed_cluster(group).and_then(|k| ledger.cluster(k)).filter(|c| must_move_runs(c, now));
+            let leaving = group.status.cluster().and_then(|k| ledger.cluster(k)).filter(|c| must_move_runs(c, now));
             let step = match (leaving, result.as_ref()) {
                 (Some(cluster), None) => {
                     // The mover's rule for runs: no failure counted for the loss of a cluster.
@@ -337,7 +330,7 @@ async fn look_up_group_batch<B: BatchService>(
     group: &Group,
     report: &mut TickReport,
 ) -> Option<Option<BatchObservation>> {
-    let key = placed_cluster(group)?;
+    let key = group.status.cluster()?;
     if ledger.cluster(key).is_some_and(|c| must_move_runs(c, now)) {
         return Some(None);
     }
@@ -387,7 +380,7 @@ async fn apply_group_step<S: GroupStore, B: BatchService>(
     result: Option<GroupResult>,
     report: &mut TickReport,
 ) -> Result<(Option<Group>, ShardNotes), StoreError> {
-    let Some(cluster) = placed_cluster(group).cloned() else { return Ok((None, ShardNotes::default())) };
+    let Some(cluster) = group.status.cluster().cloned() else { return Ok((None, ShardNotes::default())) };
     let mut note = ShardNotes::default();
     let next = match step {
         GroupStep::Wait => return Ok((None, note)),
@@ -476,7 +469,7 @@ fn schema_hash(schema_json: &str) -> String {
 
 /// A shard's jobs that may be cut now: enabled, with a valid extraction definition at the hash
 /// the shard's line was reconciled at, in the shard's cohort. The others are held: a job whose
-/// definition changed waits for the sweep, which moves it when its cohort changed.
+/// cohort changed waits for the sweep, which moves it.
 fn runnable<'a>(shard: &Shard, ledger: &'a Ledger) -> BTreeMap<JobId, &'a norris_model::ExtractionSpec> {
     shard
         .jobs
@@ -489,6 +482,26 @@ fn runnable<'a>(shard: &Shard, ledger: &'a Ledger) -> BTreeMap<JobId, &'a norris
             (def.enabled && same).then_some((id.clone(), spec))
         })
         .collect()
+}
+
+/// Brings the lines of jobs whose definition changed within the shard's cohort in line with it,
+/// by the definition rules (`reconcile_job`), so an edited job runs on with its new definition
+/// at its next window rather than after the next sweep. A job whose cohort changed is left held
+/// for the sweep, which moves it; the sweep also writes the verdict on the definition's item.
+fn reconcile_in_place(now: UnixTime, ledger: &Ledger, shard: &mut Shard) {
+    for (id, line) in shard.jobs.iter_mut() {
+        let Some(record) = ledger.definitions.get(id.as_str()).filter(|r| r.hash != line.definition_hash) else {
+            continue;
+        };
+        let cohort = record.parsed.as_ref().ok().and_then(|d| d.extraction().map(|e| CohortKey::of(&d.size_class, e)));
+        if cohort.is_some_and(|c| c != shard.key.cohort) {
+            continue;
+        }
+        let view = DefinitionView::Present { hash: &record.hash, parsed: record.parsed.as_ref() };
+        if let Some(change) = reconcile_job(now, view, Some(&as_state(id, line))) {
+            *line = as_line(change.state(), line.schema_hash.clone());
+        }
+    }
 }
 
 /// Windows of each job cut and not yet under its watermark, in the shard's open groups whose cut
@@ -542,6 +555,7 @@ async fn tick_shard<S: GroupStore>(
                 line.schema_hash = Some(hash.clone());
             }
         }
+        reconcile_in_place(now, ledger, &mut next);
         let fold = fold_into_shard(&next, &groups);
         if let Some(folded) = fold.shard {
             next = folded;
@@ -650,7 +664,7 @@ fn plan_placements<'a>(
     due: impl Iterator<Item = &'a Shard>,
 ) -> Placements {
     let mut running: BTreeMap<ClusterKey, u32> = BTreeMap::new();
-    for cluster in groups.values().filter_map(placed_cluster) {
+    for cluster in groups.values().filter_map(|g| g.status.cluster()) {
         *running.entry(cluster.clone()).or_default() += 1;
     }
     let pending: Vec<(&Group, &SizeClass)> = groups

@@ -295,3 +295,56 @@ async fn malformed_cluster_events_touch_nothing() {
     assert!(store.list_clusters().await.expect("list").is_empty(), "no pass ran: nothing launched");
     assert_eq!(emr.launches(), 0);
 }
+
+#[tokio::test]
+async fn a_draining_cluster_running_a_group_is_terminated_only_once_the_group_left_it() {
+    use norris_control::grouped::grouped_tick;
+    use norris_ports::{GroupStore, MemorySpecs};
+    let (store, emr, livy, specs) = (MemoryStore::new(), MemoryEmr::new(), MemoryLivy::new(), MemorySpecs::new());
+    store.put_pool_document(&pool(1)).await.expect("pool");
+    store.put_job_document(&norris_ports::conformance::job_document("orders")).await.expect("job");
+    bring_up(&store, &emr, &livy, T0, 1).await;
+    let now = T0.plus_secs(3600);
+    grouped_tick(&store, &livy, &specs, now, &scheduler()).await.expect("sweep");
+    grouped_tick(&store, &livy, &specs, now.plus_secs(1), &scheduler()).await.expect("tick");
+    let old = store.list_clusters().await.expect("list").remove(0);
+    let group = store.open_groups().await.expect("open").remove(0);
+    assert_eq!(group.status.cluster(), Some(&old.key), "{group:?}");
+
+    let later = old.rotate_after.plus_secs(1);
+    rotate(&store, &emr, &livy, later, &config()).await.expect("rotate");
+    settle(&store, &emr, &livy, later).await;
+    let settled_past = later.plus_secs(60 + config().terminate_settle_secs + 1);
+    let r = rotate(&store, &emr, &livy, settled_past, &config()).await.expect("rotate");
+    assert!(r.terminated.is_empty(), "a group is still on it: {r:?}");
+
+    // The group's application finishes; the next tick settles and commits it; the cluster goes.
+    let members = group
+        .to_do()
+        .map(|m| AttemptResult {
+            run_key: format!("{}@{}", m.job_id, m.window.lo.0),
+            attempt: group.attempt,
+            outcome: AttemptOutcome::Succeeded,
+            rows_read: 1,
+            rows_written: 1,
+            checks: vec![],
+            schema_json: String::new(),
+            schema_verdict: "unchanged".into(),
+            schema_change: String::new(),
+            output_prefix: String::new(),
+            message: String::new(),
+            finished_at: settled_past,
+        })
+        .collect();
+    let result = norris_model::GroupResult {
+        group: group.key.clone(),
+        attempt: group.attempt,
+        members,
+        finished_at: settled_past,
+    };
+    store.put_group_result(&result).await.expect("result");
+    grouped_tick(&store, &livy, &specs, settled_past, &scheduler()).await.expect("tick");
+    assert!(store.open_groups().await.expect("open").iter().all(|g| g.status.cluster() != Some(&old.key)));
+    let r = rotate(&store, &emr, &livy, settled_past.plus_secs(60), &config()).await.expect("rotate");
+    assert_eq!(r.terminated, vec![old.key.to_string()], "{r:?}");
+}

@@ -442,3 +442,23 @@ async fn a_definition_made_invalid_holds_its_job_in_its_shard_and_a_fix_resumes_
     assert_eq!(r.windows_cut, 1, "resumed from its watermark: {r:?}");
     assert_eq!(world.watermark("orders").await, w(0));
 }
+
+#[tokio::test]
+async fn an_edited_definition_in_the_same_cohort_runs_at_the_next_window_without_waiting_for_the_sweep() {
+    let world = world(&["orders"]).await;
+    world.tick(T0).await;
+    let mut edited = job("orders");
+    edited["source"]["table"] = json!("orders_v2");
+    world.store.put_job_document(&edited).await.expect("put");
+    let r = world.tick(w(1)).await;
+    assert!(!r.swept, "the sweep is not due for a day");
+    assert_eq!(r.windows_cut, 1);
+    let hash = world.store.get_job_definitions(&[JobId::new("orders")]).await.expect("get").remove(0).hash;
+    assert_eq!(world.shard().await.jobs[&JobId::new("orders")].definition_hash, hash);
+    let group = world.open().await.remove(0);
+    let batch = norris_engine::groups::group_batch_name(&group);
+    let (_, submission, _) = world.livy.batches(LIVY).into_iter().find(|(_, s, _)| s.name == batch).expect("submitted");
+    let uri = submission.args.iter().skip_while(|a| *a != "--group-spec-uri").nth(1).expect("a spec URI");
+    let spec = world.specs.read(uri).expect("spec");
+    assert_eq!(spec["members"][0]["source"]["table"], json!("orders_v2"), "the attempt runs the edited definition");
+}

@@ -178,6 +178,17 @@ pub enum GroupStatus {
     },
 }
 
+impl GroupStatus {
+    /// The cluster the current attempt is placed on, if it is: it holds one of that cluster's
+    /// batch slots, and the cluster is not terminated under it.
+    pub fn cluster(&self) -> Option<&ClusterKey> {
+        match self {
+            GroupStatus::Submitting { cluster, .. } | GroupStatus::Running { cluster, .. } => Some(cluster),
+            GroupStatus::Pending { .. } | GroupStatus::Settled { .. } => None,
+        }
+    }
+}
+
 /// A shard's windows cut by one tick, run as one Spark batch per attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {

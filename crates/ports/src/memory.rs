@@ -106,6 +106,16 @@ impl MemoryStore {
     pub fn peek_run(&self, key: &RunKey) -> Option<Run> {
         self.lock().runs.get(key).cloned()
     }
+
+    /// A shard as stored, read without a yield (see [`MemoryStore::peek_job_state`]).
+    pub fn peek_shard(&self, key: &ShardKey) -> Option<Shard> {
+        self.lock().shards.get(key).cloned()
+    }
+
+    /// A group as stored, read without a yield (see [`MemoryStore::peek_job_state`]).
+    pub fn peek_group(&self, key: &GroupKey) -> Option<Group> {
+        self.lock().groups.get(key).cloned()
+    }
 }
 
 fn key_of(document: &Value, field: &str, operation: &'static str) -> Result<String, StoreError> {

@@ -5,9 +5,10 @@
 
 use crate::rng::SimRng;
 use norris_model::{
-    Attempt, AttemptResult, Cluster, ClusterKey, JobDefinition, JobId, JobState, PoolDefinition, Run, RunKey, UnixTime,
+    Attempt, AttemptResult, Cluster, ClusterKey, CohortKey, Group, GroupKey, GroupResult, JobDefinition, JobId,
+    JobState, PoolDefinition, Run, RunKey, Shard, ShardKey, UnixTime,
 };
-use norris_ports::{Annotation, DefinitionRecord, MemoryStore, StateStore, StoreError, WriteError};
+use norris_ports::{Annotation, DefinitionRecord, GroupStore, MemoryStore, StateStore, StoreError, WriteError};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -223,5 +224,53 @@ impl StateStore for FaultyStore<'_> {
     }
     async fn put_attempt_result(&self, result: &AttemptResult) -> Result<(), StoreError> {
         self.guard("put_attempt_result", self.inner.put_attempt_result(result)).await
+    }
+}
+
+impl GroupStore for FaultyStore<'_> {
+    async fn create_shard(&self, shard: &Shard) -> Result<Shard, WriteError<Shard>> {
+        self.indexed(Self::entries_changed(None, shard.due_at));
+        self.guard("create_shard", self.inner.create_shard(shard)).await
+    }
+    async fn update_shard(&self, shard: &Shard) -> Result<Shard, WriteError<Shard>> {
+        let before = self.inner.peek_shard(&shard.key).and_then(|s| s.due_at);
+        self.indexed(Self::entries_changed(before, shard.due_at));
+        self.guard("update_shard", self.inner.update_shard(shard)).await
+    }
+    async fn get_shard(&self, key: &ShardKey) -> Result<Option<Shard>, StoreError> {
+        self.guard("get_shard", self.inner.get_shard(key)).await
+    }
+    async fn shards_of_cohort(&self, cohort: &CohortKey) -> Result<Vec<Shard>, StoreError> {
+        self.guard("shards_of_cohort", self.inner.shards_of_cohort(cohort)).await
+    }
+    async fn due_shards(&self, now: UnixTime, limit: usize) -> Result<Vec<Shard>, StoreError> {
+        self.guard("due_shards", self.inner.due_shards(now, limit)).await
+    }
+    async fn create_group(&self, group: &Group) -> Result<Group, WriteError<Group>> {
+        self.indexed(u64::from(!group.committed));
+        self.guard("create_group", self.inner.create_group(group)).await
+    }
+    async fn update_group(&self, group: &Group) -> Result<Group, WriteError<Group>> {
+        let was_open = self.inner.peek_group(&group.key).map(|g| !g.committed);
+        self.indexed(Self::entries_changed(was_open.filter(|o| *o), Some(!group.committed).filter(|o| *o)));
+        self.guard("update_group", self.inner.update_group(group)).await
+    }
+    async fn get_group(&self, key: &GroupKey) -> Result<Option<Group>, StoreError> {
+        self.guard("get_group", self.inner.get_group(key)).await
+    }
+    async fn open_groups(&self) -> Result<Vec<Group>, StoreError> {
+        self.guard("open_groups", self.inner.open_groups()).await
+    }
+    async fn get_group_results(&self, attempts: &[(GroupKey, Attempt)]) -> Result<Vec<GroupResult>, StoreError> {
+        self.guard("get_group_results", self.inner.get_group_results(attempts)).await
+    }
+    async fn put_group_result(&self, result: &GroupResult) -> Result<(), StoreError> {
+        self.guard("put_group_result", self.inner.put_group_result(result)).await
+    }
+    async fn get_schemas(&self, jobs: &[JobId]) -> Result<Vec<(JobId, String)>, StoreError> {
+        self.guard("get_schemas", self.inner.get_schemas(jobs)).await
+    }
+    async fn put_schema(&self, job: &JobId, schema_json: &str) -> Result<(), StoreError> {
+        self.guard("put_schema", self.inner.put_schema(job, schema_json)).await
     }
 }
