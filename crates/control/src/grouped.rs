@@ -986,3 +986,60 @@ async fn sweep_into_shards<S: StateStore + GroupStore>(
     }
     Ok(())
 }
+
+/// Why an operator's retry of a failed window of a group was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryMemberError {
+    /// No such group, or no such window in it.
+    #[error("no window {0}")]
+    NotFound(String),
+    /// Only failed or quarantined windows are retried by hand; others are still being handled.
+    #[error("window {0} is not failed or quarantined: only those are retried by hand")]
+    NotFailed(String),
+    /// The group's next attempt is placed or running: its members were fixed when it was
+    /// submitted, so the window is retried once that attempt ends.
+    #[error("group {0} has an attempt placed or running; retry the window once it ends")]
+    Busy(String),
+    /// Another writer changed the group meanwhile; look again.
+    #[error("group {0} changed meanwhile; try again")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An operator's retry of a failed or quarantined window of a group (after fixing the source, or
+/// the definition that broke the schema): the window is to do again with a new retry budget, in a
+/// new attempt of its group, pending now. The job's watermark resumes once it publishes.
+pub async fn retry_failed_member<S: GroupStore>(
+    store: &S,
+    now: UnixTime,
+    key: &GroupKey,
+    job: &JobId,
+    window_lo: UnixTime,
+) -> Result<Group, RetryMemberError> {
+    let name = format!("{job}@{} in group {key}", window_lo.0);
+    let group = store.get_group(key).await?.ok_or_else(|| RetryMemberError::NotFound(name.clone()))?;
+    let Some(i) = group.members.iter().position(|m| &m.job_id == job && m.window.lo == window_lo) else {
+        return Err(RetryMemberError::NotFound(name));
+    };
+    if !matches!(group.members[i].state, MemberState::Failed { .. } | MemberState::Quarantined { .. }) {
+        return Err(RetryMemberError::NotFailed(name));
+    }
+    if group.status.cluster().is_some() {
+        return Err(RetryMemberError::Busy(key.to_string()));
+    }
+    let mut next = group.clone();
+    next.members[i].state = MemberState::ToDo;
+    next.members[i].failures = 0;
+    if matches!(group.status, GroupStatus::Settled { .. }) {
+        next.attempt = group.attempt.next();
+    }
+    next.status = GroupStatus::Pending { not_before: now };
+    next.updated_at = now;
+    match store.update_group(&next).await {
+        Ok(g) => Ok(g),
+        Err(WriteError::Conflict { .. }) => Err(RetryMemberError::Conflict(key.to_string())),
+        Err(WriteError::Store(e)) => Err(e.into()),
+    }
+}

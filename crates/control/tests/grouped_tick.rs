@@ -462,3 +462,54 @@ async fn an_edited_definition_in_the_same_cohort_runs_at_the_next_window_without
     let spec = world.specs.read(uri).expect("spec");
     assert_eq!(spec["members"][0]["source"]["table"], json!("orders_v2"), "the attempt runs the edited definition");
 }
+
+#[tokio::test]
+async fn an_operator_retries_a_failed_window_and_its_job_resumes() {
+    use norris_control::grouped::{retry_failed_member, RetryMemberError};
+    let world = world(&["orders", "payments", "refunds"]).await;
+    world.tick(T0).await;
+    world.tick(w(1)).await;
+    let outcome = |job: &str| if job == "orders" { AttemptOutcome::Succeeded } else { AttemptOutcome::Failed };
+    let first = world.open().await.remove(0);
+    world.finish(&first, outcome).await;
+    world.tick(w(1).plus_secs(30)).await;
+    world.tick(w(1).plus_secs(45)).await;
+    let second = world.open().await.remove(0);
+    let running = retry_failed_member(&world.store, w(1), &second.key, &JobId::new("payments"), w(0)).await;
+    assert!(matches!(running, Err(RetryMemberError::NotFailed(_))), "still being retried: {running:?}");
+    world.finish(&second, outcome).await;
+    world.tick(w(1).plus_secs(60)).await;
+    let group = world.open().await.remove(0);
+    assert!(matches!(group.status, GroupStatus::Settled { .. }), "{:?}", group.status);
+    let published = retry_failed_member(&world.store, w(2), &group.key, &JobId::new("orders"), w(0)).await;
+    assert!(matches!(published, Err(RetryMemberError::NotFailed(_))), "{published:?}");
+    let missing = retry_failed_member(&world.store, w(2), &group.key, &JobId::new("orders"), w(5)).await;
+    assert!(matches!(missing, Err(RetryMemberError::NotFound(_))), "{missing:?}");
+
+    // The source is fixed; the operator retries the window: a new attempt runs it alone.
+    let retried = retry_failed_member(&world.store, w(1).plus_secs(100), &group.key, &JobId::new("payments"), w(0))
+        .await
+        .expect("retried");
+    assert_eq!(retried.attempt, group.attempt.next());
+    assert_eq!(retried.to_do().map(|m| (m.job_id.as_str(), m.failures)).collect::<Vec<_>>(), vec![("payments", 0)]);
+    let r = world.tick(w(1).plus_secs(120)).await;
+    assert_eq!(r.runs_submitted, 1);
+    let busy = retry_failed_member(&world.store, w(1).plus_secs(125), &group.key, &JobId::new("refunds"), w(0)).await;
+    assert!(matches!(busy, Err(RetryMemberError::Busy(_))), "the attempt's members are fixed: {busy:?}");
+    let placed = world.store.get_group(&group.key).await.expect("get").expect("group");
+    world.finish(&placed, |_| AttemptOutcome::Succeeded).await;
+    let r = world.tick(w(1).plus_secs(150)).await;
+    assert_eq!(r.runs_published, 1);
+    assert_eq!(world.watermark("payments").await, w(1), "the job resumes");
+    assert_eq!(world.watermark("refunds").await, w(0), "the other failed window still holds its job");
+
+    retry_failed_member(&world.store, w(1).plus_secs(160), &group.key, &JobId::new("refunds"), w(0))
+        .await
+        .expect("retried once the attempt ended");
+    world.tick(w(1).plus_secs(170)).await;
+    let placed = world.store.get_group(&group.key).await.expect("get").expect("group");
+    world.finish(&placed, |_| AttemptOutcome::Succeeded).await;
+    world.tick(w(1).plus_secs(180)).await;
+    assert_eq!(world.watermark("refunds").await, w(1));
+    assert!(world.store.get_group(&group.key).await.expect("get").expect("group").committed);
+}
