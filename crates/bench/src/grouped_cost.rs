@@ -396,7 +396,10 @@ pub async fn measure(args: CostArgs) -> anyhow::Result<CostReport> {
     for i in 0..args.jobs {
         memory.put_job_document(&job_document(i)).await?;
     }
-    for n in 1..=2 {
+    // Two clusters of 4 batch slots per 1,000 jobs: every shard's group runs within the interval
+    // (fewer, and groups queue for slots and the cost per window is a backlog's).
+    let clusters = 2 * args.jobs.div_ceil(1000).max(1);
+    for n in 1..=clusters {
         memory
             .create_cluster(&Cluster {
                 key: ClusterKey::new(format!("small-{n}")),
