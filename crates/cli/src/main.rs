@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use norris_control::{scheduler, SchedulerConfig};
 use norris_dynamo::{DynamoStore, TableNames};
 use norris_model::{JobDefinition, JobId, PoolDefinition, Validity};
-use norris_ports::{Clock, StateStore, SystemClock};
+use norris_ports::{Clock, GroupStore, StateStore, SystemClock};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -54,6 +54,11 @@ enum Command {
     Runs {
         #[command(subcommand)]
         command: RunsCommand,
+    },
+    /// Groups of the grouped ledger (a shard's windows cut by one tick, run as one batch).
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
     },
     /// Cluster records.
     Clusters {
@@ -102,6 +107,22 @@ enum RunsCommand {
         /// The job.
         job: String,
         /// The run's window start (Unix seconds).
+        window_lo: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupsCommand {
+    /// Lists the windows of open groups that failed every attempt or were quarantined: what an
+    /// operator retries once the cause is fixed.
+    Failed,
+    /// Retries a failed or quarantined window in a new attempt of its group.
+    Retry {
+        /// The group (`<size class>/<interval>/<phase>/<index>/<seq>`, as `groups failed` prints it).
+        group: String,
+        /// The job.
+        job: String,
+        /// The window's start (Unix seconds).
         window_lo: i64,
     },
 }
@@ -236,6 +257,28 @@ async fn main() -> Result<()> {
             let key = norris_model::RunKey { job_id: JobId::new(job), window_lo: norris_model::UnixTime(window_lo) };
             let run = norris_control::follow::retry_failed_run(&store, SystemClock.now(), &key).await?;
             println!("run {} is pending again as attempt {}", run.key(), run.attempt);
+        }
+        Command::Groups { command: GroupsCommand::Failed } => {
+            for group in store.open_groups().await? {
+                for m in &group.members {
+                    let (state, reason) = match &m.state {
+                        norris_model::MemberState::Failed { reason } => ("failed", reason),
+                        norris_model::MemberState::Quarantined { reason } => ("quarantined", reason),
+                        _ => continue,
+                    };
+                    println!("{:<28} {:<28} {:>12} {:<12} {}", group.key, m.job_id, m.window.lo.0, state, reason);
+                }
+            }
+        }
+        Command::Groups { command: GroupsCommand::Retry { group, job, window_lo } } => {
+            let Some(key) = norris_model::GroupKey::parse(&group) else {
+                bail!("{group:?} is not a group key: <size class>/<interval>/<phase>/<index>/<seq>")
+            };
+            let lo = norris_model::UnixTime(window_lo);
+            let retried =
+                norris_control::grouped::retry_failed_member(&store, SystemClock.now(), &key, &JobId::new(&job), lo)
+                    .await?;
+            println!("window {job}@{window_lo} is to do again in group {} attempt {}", retried.key, retried.attempt);
         }
         Command::Clusters { command: ClustersCommand::List } => {
             for c in store.list_clusters().await? {

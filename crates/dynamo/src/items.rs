@@ -851,19 +851,7 @@ pub fn group_result_from_item(item: &Item) -> Result<GroupResult, StoreError> {
 }
 
 fn parse_group_result_key(run_key: &str) -> Option<GroupKey> {
-    let parts: Vec<&str> = run_key.strip_prefix("GROUP#")?.split('/').collect();
-    let [size_class, interval, phase, index, seq] = parts.as_slice() else { return None };
-    Some(GroupKey {
-        shard: ShardKey {
-            cohort: CohortKey {
-                size_class: SizeClass::new(*size_class),
-                interval_secs: interval.parse().ok()?,
-                phase_secs: phase.parse().ok()?,
-            },
-            index: index.parse().ok()?,
-        },
-        seq: seq.parse().ok()?,
-    })
+    GroupKey::parse(run_key.strip_prefix("GROUP#")?)
 }
 
 /// An attribute value's size as DynamoDB counts it (names are counted by the caller): numbers

@@ -140,6 +140,26 @@ pub struct GroupKey {
     pub seq: u64,
 }
 
+impl GroupKey {
+    /// Reads a group key as `Display` writes it (`<size class>/<interval>/<phase>/<index>/<seq>`:
+    /// how operators name a group, and how results name theirs). A size class holds no `/`.
+    pub fn parse(text: &str) -> Option<GroupKey> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let [size_class, interval, phase, index, seq] = parts.as_slice() else { return None };
+        Some(GroupKey {
+            shard: ShardKey {
+                cohort: CohortKey {
+                    size_class: SizeClass::new(*size_class),
+                    interval_secs: interval.parse().ok()?,
+                    phase_secs: phase.parse().ok()?,
+                },
+                index: index.parse().ok()?,
+            },
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
 impl fmt::Display for GroupKey {
     /// `<shard>/<seq>`: the group's key in logs, results and batch names.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -231,4 +251,20 @@ pub struct GroupResult {
     pub members: Vec<AttemptResult>,
     /// When the attempt ended.
     pub finished_at: UnixTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_key_reads_back_as_it_is_written() {
+        let cohort = CohortKey { size_class: SizeClass::new("small"), interval_secs: 300, phase_secs: 60 };
+        let key = GroupKey { shard: ShardKey { cohort, index: 2 }, seq: 41 };
+        assert_eq!(key.to_string(), "small/300/60/2/41");
+        assert_eq!(GroupKey::parse("small/300/60/2/41"), Some(key));
+        for bad in ["small/300/60/2", "small/300/60/2/41/1", "small/5m/60/2/41", "small/300/60/-2/41"] {
+            assert_eq!(GroupKey::parse(bad), None, "{bad}");
+        }
+    }
 }
