@@ -4,7 +4,8 @@
 //! per-window rules are the ones runs follow (`cut_windows`, `judge_result`, contiguous
 //! watermarks), so a group keeps every per-window promise.
 //!
-//! Not yet used by the handlers (the plan's later increments).
+//! Used by the grouped tick (`norris_control::grouped`), which the scheduler Lambda does not run
+//! yet (the plan's later increments).
 
 use crate::runs::{
     judge_batch, judge_result, livy_submission, retry_or_give_up_after, window_spec, BatchVerdict, Placed, RunStep,

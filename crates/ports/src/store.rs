@@ -235,8 +235,8 @@ pub trait StateStore: Send + Sync {
 /// The grouped ledger's store (ARCHITECTURE.md, "Plan: the grouped ledger"): shards and groups,
 /// with the same rules as [`StateStore`] (conditional creates, versioned updates that return the
 /// current item on conflict, hot-path queries that cost O(result)). Implementations: the
-/// DynamoDB adapter and [`crate::MemoryStore`], checked by the same conformance suite. Not yet
-/// used by the handlers.
+/// DynamoDB adapter and [`crate::MemoryStore`], checked by the same conformance suite. Used by
+/// the grouped tick and the cluster passes (groups placed on a cluster).
 pub trait GroupStore: Send + Sync {
     /// Creates a shard; `Conflict` if it exists.
     fn create_shard(&self, shard: &Shard) -> impl Future<Output = Result<Shard, WriteError<Shard>>> + Send;
