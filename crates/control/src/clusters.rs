@@ -171,14 +171,7 @@ async fn write_cluster<S: StateStore>(
     next: &Cluster,
     report: &mut ClusterReport,
 ) -> Result<Option<Cluster>, StoreError> {
-    match store.update_cluster(next).await {
-        Ok(c) => Ok(Some(c)),
-        Err(WriteError::Conflict { .. }) => {
-            report.conflicts += 1;
-            Ok(None)
-        }
-        Err(WriteError::Store(e)) => Err(e),
-    }
+    crate::follow::won(store.update_cluster(next).await, &mut report.conflicts)
 }
 
 fn note_change(before: &Cluster, after: &Cluster, report: &mut ClusterReport) {

@@ -69,7 +69,8 @@ pub struct World<'a> {
     pub results_table: &'a str,
 }
 
-fn endpoint_of<'c>(clusters: &'c [Cluster], key: &ClusterKey) -> Option<&'c str> {
+/// The Livy endpoint of a cluster that still serves batches (ready, or draining).
+pub(crate) fn endpoint_of<'c>(clusters: &'c [Cluster], key: &ClusterKey) -> Option<&'c str> {
     clusters
         .iter()
         .find(|c| &c.key == key && matches!(c.state, ClusterState::Ready | ClusterState::Draining { .. }))
@@ -188,16 +189,22 @@ pub async fn follow_active_runs<S: StateStore, B: BatchService>(
     Ok(touched)
 }
 
-/// Writes `next` over `run`; `Ok(None)` when another invocation wrote first.
-async fn write_run<S: StateStore>(store: &S, next: &Run, report: &mut TickReport) -> Result<Option<Run>, StoreError> {
-    match store.update_run(next).await {
-        Ok(r) => Ok(Some(r)),
+/// A versioned update's outcome as a handler takes it: the item written, or `None` when another
+/// invocation wrote first (counted in `conflicts`; that invocation handled it).
+pub(crate) fn won<T>(written: Result<T, WriteError<T>>, conflicts: &mut usize) -> Result<Option<T>, StoreError> {
+    match written {
+        Ok(item) => Ok(Some(item)),
         Err(WriteError::Conflict { .. }) => {
-            report.conflicts += 1;
+            *conflicts += 1;
             Ok(None)
         }
         Err(WriteError::Store(e)) => Err(e),
     }
+}
+
+/// Writes `next` over `run`; `Ok(None)` when another invocation wrote first.
+async fn write_run<S: StateStore>(store: &S, next: &Run, report: &mut TickReport) -> Result<Option<Run>, StoreError> {
+    won(store.update_run(next).await, &mut report.conflicts)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -24,7 +24,7 @@
 //! `runs_submitted`, `runs_retried` and `runs_waiting_for_a_cluster` count group attempts.
 
 use crate::config::SchedulerConfig;
-use crate::follow::{at_once, DEFAULT_BATCH_SLOTS};
+use crate::follow::{at_once, endpoint_of, won, DEFAULT_BATCH_SLOTS};
 use crate::scheduler::{note_invalid, verdict, JobFailure, TickError, TickReport};
 use norris_engine::clusters::must_move_runs;
 use norris_engine::groups::{
@@ -36,9 +36,9 @@ use norris_engine::runs::place_attempts;
 use norris_engine::{reconcile_job, DefinitionView};
 use norris_model::job::definition_hash;
 use norris_model::{
-    Attempt, BatchObservation, Cluster, ClusterKey, ClusterState, CohortKey, Group, GroupKey, GroupResult, GroupStatus,
-    JobDefinition, JobId, JobState, MemberState, RetryPolicy, Shard, ShardJob, ShardKey, SizeClass, UnixTime, Validity,
-    Version, SHARD_MAX_JOBS,
+    Attempt, BatchObservation, Cluster, ClusterKey, CohortKey, Group, GroupKey, GroupResult, GroupStatus,
+    JobDefinition, JobId, JobState, Member, MemberState, RetryPolicy, Shard, ShardJob, ShardKey, SizeClass, UnixTime,
+    Validity, Version, SHARD_MAX_JOBS,
 };
 use norris_ports::{
     Annotation, BatchError, BatchService, DefinitionRecord, GroupStore, SpecStore, StateStore, StoreError, WriteError,
@@ -77,9 +77,7 @@ impl Ledger {
     }
 
     fn endpoint(&self, key: &ClusterKey) -> Option<&str> {
-        self.cluster(key)
-            .filter(|c| matches!(c.state, ClusterState::Ready | ClusterState::Draining { .. }))
-            .and_then(|c| c.livy_endpoint.as_deref())
+        endpoint_of(&self.clusters, key)
     }
 }
 
@@ -231,14 +229,7 @@ async fn write_group<S: GroupStore>(
     next: &Group,
     report: &mut TickReport,
 ) -> Result<Option<Group>, StoreError> {
-    match store.update_group(next).await {
-        Ok(g) => Ok(Some(g)),
-        Err(WriteError::Conflict { .. }) => {
-            report.conflicts += 1;
-            Ok(None)
-        }
-        Err(WriteError::Store(e)) => Err(e),
-    }
+    won(store.update_group(next).await, &mut report.conflicts)
 }
 
 /// Follows every placed open group; returns the open groups as they now stand (those that lost a
@@ -345,25 +336,42 @@ async fn look_up_group_batch<B: BatchService>(
     }
 }
 
-/// One line for operators about what an ended attempt did.
-fn settlement_summary(settlement: &Settlement, group: &Group) -> String {
-    let mut counts = [0usize; 4];
-    for (before, after) in group.members.iter().zip(&settlement.group.members) {
-        if before.state != MemberState::ToDo {
-            continue;
+/// What an ended attempt did to the members it ran (settling keeps the members' order).
+#[derive(Default)]
+struct Ended<'a> {
+    published: usize,
+    failed: Vec<&'a Member>,
+    quarantined: usize,
+    to_retry: usize,
+}
+
+impl<'a> Ended<'a> {
+    fn of(group: &Group, settlement: &'a Settlement) -> Ended<'a> {
+        let mut ended = Ended::default();
+        for (before, after) in group.members.iter().zip(&settlement.group.members) {
+            if before.state != MemberState::ToDo {
+                continue;
+            }
+            match after.state {
+                MemberState::Published { .. } => ended.published += 1,
+                MemberState::Failed { .. } => ended.failed.push(after),
+                MemberState::Quarantined { .. } => ended.quarantined += 1,
+                MemberState::ToDo => ended.to_retry += 1,
+            }
         }
-        let i = match after.state {
-            MemberState::Published { .. } => 0,
-            MemberState::Failed { .. } => 1,
-            MemberState::Quarantined { .. } => 2,
-            MemberState::ToDo => 3,
-        };
-        counts[i] += 1;
+        ended
     }
-    format!(
-        "attempt {}: {} published, {} failed, {} quarantined, {} to retry",
-        group.attempt, counts[0], counts[1], counts[2], counts[3]
-    )
+
+    /// One line for operators.
+    fn summary(&self, attempt: Attempt) -> String {
+        format!(
+            "attempt {attempt}: {} published, {} failed, {} quarantined, {} to retry",
+            self.published,
+            self.failed.len(),
+            self.quarantined,
+            self.to_retry
+        )
+    }
 }
 
 /// Carries out the next `step` of a placed `group`; returns the group as written (`None`: another
@@ -405,19 +413,9 @@ async fn apply_group_step<S: GroupStore, B: BatchService>(
                 }
             }
             note.quarantine.extend(settlement.quarantined.iter().cloned());
-            let summary = settlement_summary(&settlement, group);
+            let ended = Ended::of(group, &settlement);
+            let summary = ended.summary(group.attempt);
             let next = group_after_settlement(now, group, &settlement, summary.clone());
-            let mut published = 0;
-            let mut failed = 0;
-            for (before, after) in group.members.iter().zip(&next.members) {
-                if before.state == MemberState::ToDo {
-                    match after.state {
-                        MemberState::Published { .. } => published += 1,
-                        MemberState::Failed { .. } | MemberState::Quarantined { .. } => failed += 1,
-                        MemberState::ToDo => {}
-                    }
-                }
-            }
             match settlement.next {
                 GroupNext::Settled => {
                     tracing::info!(group = %group.key, %summary, "group attempt ended; group settled")
@@ -430,19 +428,13 @@ async fn apply_group_step<S: GroupStore, B: BatchService>(
             for (job, reason) in &settlement.quarantined {
                 tracing::error!(job_id = %job, %reason, alarm = "job_quarantined", "breaking schema change; job quarantined");
             }
-            for m in next.members.iter().filter(|m| matches!(m.state, MemberState::Failed { .. })) {
-                if group
-                    .members
-                    .iter()
-                    .any(|b| b.job_id == m.job_id && b.window == m.window && b.state == MemberState::ToDo)
-                {
-                    tracing::error!(job_id = %m.job_id, window_lo = m.window.lo.0, alarm = "run_failed", "window failed after its last attempt");
-                }
+            for m in &ended.failed {
+                tracing::error!(job_id = %m.job_id, window_lo = m.window.lo.0, alarm = "run_failed", "window failed after its last attempt");
             }
             let written = write_group(store, &next, report).await?;
             if written.is_some() {
-                report.runs_published += published;
-                report.runs_failed += failed;
+                report.runs_published += ended.published;
+                report.runs_failed += ended.failed.len() + ended.quarantined;
             } else {
                 note = ShardNotes::default();
             }
