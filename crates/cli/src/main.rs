@@ -411,6 +411,9 @@ struct SimArgs {
     /// Also write every seed's reports (a key per strategy) as one JSON array here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// The ledger the scheduler keeps: `runs` (a run per window) or `grouped` (shards and groups).
+    #[arg(long, default_value = "runs")]
+    ledger: String,
 }
 
 impl SimArgs {
@@ -446,12 +449,15 @@ impl SimArgs {
 /// promise was broken, after printing the seed, the violations and the trace.
 fn simulate(args: &SimArgs) -> Result<()> {
     let (strategies, faults) = (args.strategies()?, args.faults()?);
+    let ledger = norris_sim::Ledger::from_key(&args.ledger)
+        .with_context(|| format!("--ledger must be runs or grouped, not {:?}", args.ledger))?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut broken = Vec::new();
     let mut aggregate = norris_sim::sweep::Aggregate::new();
     let config_of = |s: u64| {
         let mut config = norris_sim::SimConfig::new(s, args.days, args.jobs, args.clusters);
         config.faults = faults;
+        config.ledger = ledger;
         config
     };
     let simulated_secs = {

@@ -33,6 +33,10 @@ struct Tables {
     run_seq: u64,
     run_changes: BTreeMap<u64, RunKey>,
     run_seq_of: BTreeMap<RunKey, u64>,
+    /// The same journal for groups.
+    group_seq: u64,
+    group_changes: BTreeMap<u64, GroupKey>,
+    group_seq_of: BTreeMap<GroupKey, u64>,
 }
 
 impl Tables {
@@ -43,6 +47,11 @@ impl Tables {
         } else {
             self.open_groups.insert(group.key.clone());
         }
+        self.group_seq += 1;
+        if let Some(before) = self.group_seq_of.insert(group.key.clone(), self.group_seq) {
+            self.group_changes.remove(&before);
+        }
+        self.group_changes.insert(self.group_seq, group.key.clone());
     }
 
     /// Keeps the active index and the journal true after a run was written.
@@ -89,6 +98,24 @@ impl MemoryStore {
         let t = self.lock();
         let runs = t.run_changes.range(since + 1..).filter_map(|(_, key)| t.runs.get(key).cloned()).collect();
         (runs, t.run_seq)
+    }
+
+    /// The groups written since journal position `since` and the position to ask from next time
+    /// (see [`MemoryStore::runs_written_since`]).
+    pub fn groups_written_since(&self, since: u64) -> (Vec<Group>, u64) {
+        let t = self.lock();
+        let groups = t.group_changes.range(since + 1..).filter_map(|(_, key)| t.groups.get(key).cloned()).collect();
+        (groups, t.group_seq)
+    }
+
+    /// Every shard, for invariant checks (the grouped ledger's job states).
+    pub fn all_shards(&self) -> Vec<Shard> {
+        self.lock().shards.values().cloned().collect()
+    }
+
+    /// Every group, for diagnostics after a simulation.
+    pub fn all_groups(&self) -> Vec<Group> {
+        self.lock().groups.values().cloned().collect()
     }
 
     /// Every job state, for invariant checks.

@@ -23,9 +23,10 @@ pub struct StoreFaults {
     pub lose_after: f64,
     /// The operation (0-based) at which the invocation dies, if it does.
     pub die_at_op: Option<u64>,
-    /// A deliberately broken store for proving the checker bites: run updates ignore the version
-    /// they were read at (last writer wins), as a handler writing without its condition would.
-    pub unconditional_run_updates: bool,
+    /// A deliberately broken store for proving the checker bites: run and group updates ignore
+    /// the version they were read at (last writer wins), as a handler writing without its
+    /// condition would.
+    pub unconditional_updates: bool,
 }
 
 enum Fate {
@@ -189,7 +190,7 @@ impl StateStore for FaultyStore<'_> {
     async fn update_run(&self, run: &Run) -> Result<Run, WriteError<Run>> {
         let before = self.inner.peek_run(&run.key()).map(|r| r.status.is_unfinished());
         self.indexed(Self::entries_changed(before.filter(|u| *u), Some(run.status.is_unfinished()).filter(|u| *u)));
-        if self.faults.unconditional_run_updates {
+        if self.faults.unconditional_updates {
             let forced = async {
                 let mut run = run.clone();
                 if let Some(current) = self.inner.get_run(&run.key()).await? {
@@ -253,6 +254,16 @@ impl GroupStore for FaultyStore<'_> {
     async fn update_group(&self, group: &Group) -> Result<Group, WriteError<Group>> {
         let was_open = self.inner.peek_group(&group.key).map(|g| !g.committed);
         self.indexed(Self::entries_changed(was_open.filter(|o| *o), Some(!group.committed).filter(|o| *o)));
+        if self.faults.unconditional_updates {
+            let forced = async {
+                let mut group = group.clone();
+                if let Some(current) = self.inner.get_group(&group.key).await? {
+                    group.version = current.version;
+                }
+                self.inner.update_group(&group).await
+            };
+            return self.guard("update_group", forced).await;
+        }
         self.guard("update_group", self.inner.update_group(group)).await
     }
     async fn get_group(&self, key: &GroupKey) -> Result<Option<Group>, StoreError> {

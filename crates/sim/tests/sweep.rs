@@ -1,15 +1,16 @@
 //! The CI sweep: many seeds, a virtual day each, the default fault mix; every promise must hold.
 //! A failure prints the seed, the violations and the trace; `norris sim --seed S` replays it.
 
-use norris_sim::{simulate, SimConfig, SimReport};
+use norris_sim::{simulate, Ledger, SimConfig, SimReport};
 
 const SEEDS: u64 = 200;
 
-fn describe(r: &SimReport) -> String {
+fn describe(r: &SimReport, ledger: Ledger) -> String {
     format!(
-        "seed {} (replay: norris sim --seed {} --days 1 --jobs 3 --clusters 2)\nviolations:\n  {}\nlost {} duplicated {}\ntrace:\n  {}",
+        "seed {} (replay: norris sim --seed {} --days 1 --jobs 3 --clusters 2 --ledger {})\nviolations:\n  {}\nlost {} duplicated {}\ntrace:\n  {}",
         r.seed,
         r.seed,
+        if ledger == Ledger::Grouped { "grouped" } else { "runs" },
         r.invariant_violations.join("\n  "),
         r.windows_lost,
         r.windows_duplicated,
@@ -19,12 +20,21 @@ fn describe(r: &SimReport) -> String {
 
 #[test]
 fn two_hundred_seeds_of_a_faulty_day_keep_every_promise() {
+    sweep(Ledger::Runs);
+}
+
+#[test]
+fn two_hundred_seeds_of_a_faulty_day_keep_every_promise_on_the_grouped_ledger() {
+    sweep(Ledger::Grouped);
+}
+
+fn sweep(ledger: Ledger) {
     let mut totals = (0u64, 0u64, 0u64, 0u64);
     let (mut losses, mut rotations, mut recoveries) = (0u64, 0u64, Vec::new());
     let (mut with_runs, mut hangs) = (0u64, 0u64);
     for seed in 0..SEEDS {
-        let report = simulate(&SimConfig::new(seed, 1.0, 3, 2));
-        assert!(report.ok(), "{}", describe(&report));
+        let report = simulate(&SimConfig { ledger, ..SimConfig::new(seed, 1.0, 3, 2) });
+        assert!(report.ok(), "{}", describe(&report, ledger));
         assert!(report.windows_expected > 0 && report.windows_committed == report.windows_expected);
         totals.0 += report.invocations_died;
         totals.1 += report.livy_restarts;
@@ -39,7 +49,7 @@ fn two_hundred_seeds_of_a_faulty_day_keep_every_promise() {
     // The sweep is not vacuous: the faults it claims to survive did happen.
     let (died, restarts, retries, invocations) = totals;
     println!(
-        "{SEEDS} seeds: {invocations} invocations, {died} died mid-flight, {restarts} Livy restarts, \
+        "{ledger:?} ledger, {SEEDS} seeds: {invocations} invocations, {died} died mid-flight, {restarts} Livy restarts, \
          {hangs} hung Spark applications, {retries} operator retries"
     );
     assert!(died > 100, "invocations died: {died}");
@@ -68,13 +78,23 @@ fn a_seed_replays_exactly() {
 #[test]
 fn a_handler_writing_runs_without_its_condition_is_caught_within_the_sweep() {
     // The same sweep with one bug: run updates ignore the version they read (last writer wins).
+    caught_within_the_sweep(Ledger::Runs);
+}
+
+#[test]
+fn a_handler_writing_groups_without_its_condition_is_caught_within_the_sweep() {
+    // The grouped ledger's sweep with one bug: group updates ignore the version they read.
+    caught_within_the_sweep(Ledger::Grouped);
+}
+
+fn caught_within_the_sweep(ledger: Ledger) {
     let caught = (0..SEEDS).find_map(|seed| {
-        let config = SimConfig { broken_conditional_writes: true, ..SimConfig::new(seed, 1.0, 3, 2) };
+        let config = SimConfig { broken_conditional_writes: true, ledger, ..SimConfig::new(seed, 1.0, 3, 2) };
         let report = simulate(&config);
         (!report.ok()).then_some((seed, report))
     });
-    let (seed, report) = caught.expect("the checks did not catch unconditional run writes in 200 seeds");
-    println!("caught at seed {seed}: {}", report.invariant_violations[0]);
+    let (seed, report) = caught.expect("the checks did not catch unconditional writes in 200 seeds");
+    println!("{ledger:?} ledger: caught at seed {seed}: {}", report.invariant_violations[0]);
 }
 
 #[test]
@@ -83,7 +103,7 @@ fn a_batch_submitted_again_after_a_livy_restart_runs_even_with_a_reused_id_and_n
     // attempt's resubmission got the dead batch's id and name back. The world took it for the
     // batch it had already run, so it never ran, and the job fell hours behind.
     let report = simulate(&SimConfig::new(1544, 1.0, 3, 2));
-    assert!(report.ok(), "{}", describe(&report));
+    assert!(report.ok(), "{}", describe(&report, Ledger::Runs));
     assert_eq!(report.windows_committed, report.windows_expected);
 }
 
@@ -92,5 +112,5 @@ fn a_submission_livy_forgot_is_never_submitted_again_under_the_same_attempt() {
     // Seed 2290 of the soak: a run was still `Submitting` when its Livy restarted and forgot the
     // batch, whose application ran on. Submitting the same attempt again ran it twice at once.
     let report = simulate(&SimConfig::new(2290, 1.0, 3, 2));
-    assert!(report.ok(), "{}", describe(&report));
+    assert!(report.ok(), "{}", describe(&report, Ledger::Runs));
 }
