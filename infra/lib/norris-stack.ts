@@ -32,6 +32,11 @@ export const LIVY_PORT = 8998;
 /** The CloudWatch namespace of norris's EMF metrics (crates/control/src/metrics.rs). */
 export const METRICS_NAMESPACE = 'norris';
 
+/** Where group specs are written in the artifacts bucket (`NORRIS_SPEC_URI`, crates/s3). */
+export const SPEC_PREFIX = 'specs/';
+/** How long a group spec is kept: it is read once, at submission; two weeks leave time to investigate. */
+export const SPEC_RETENTION_DAYS = 14;
+
 /** The four control-plane functions: cargo package/binary name and their role in the stack. */
 export const FUNCTIONS = ['extraction-scheduler', 'cluster-health-watcher', 'rotation-handler', 'job-migrator'] as const;
 export type FunctionName = (typeof FUNCTIONS)[number];
@@ -165,7 +170,20 @@ export class NorrisStack extends Stack {
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       serverAccessLogsBucket: logBucket,
       serverAccessLogsPrefix: 's3-access/artifacts/',
-      lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(90) }],
+      lifecycleRules: [
+        { noncurrentVersionExpiration: Duration.days(90) },
+        // Group specs (one object per group attempt, read once by its Spark application). The
+        // bucket is versioned, so expiring a spec leaves a noncurrent version (dropped a day
+        // later: the shorter of the overlapping rules wins) and then a lone delete marker, which
+        // the next rule removes so specs/ does not fill up with markers.
+        {
+          id: 'ExpireGroupSpecs',
+          prefix: SPEC_PREFIX,
+          expiration: Duration.days(SPEC_RETENTION_DAYS),
+          noncurrentVersionExpiration: Duration.days(1),
+        },
+        { id: 'RemoveGroupSpecDeleteMarkers', prefix: SPEC_PREFIX, expiredObjectDeleteMarker: true },
+      ],
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
@@ -361,6 +379,7 @@ export class NorrisStack extends Stack {
         NORRIS_DEPLOYMENT: name,
         NORRIS_EVENT_BUS: bus.eventBusName,
         NORRIS_LAKE_BUCKET: lakeBucket.bucketName,
+        NORRIS_SPEC_URI: `s3://${artifactsBucket.bucketName}/${SPEC_PREFIX}`,
         ...(lifecycle ? emrEnvironment : {}),
       });
     }
@@ -386,6 +405,19 @@ export class NorrisStack extends Stack {
     grantTables(f['cluster-health-watcher'], ['jobs', 'pools', 'results'], ['ledger']);
     grantTables(f['rotation-handler'], ['jobs', 'pools', 'results'], ['ledger']);
     grantTables(f['job-migrator'], ['jobs', 'pools', 'results'], ['ledger']);
+
+    // Group specs: every function may write one (the scheduler when it submits a group, the
+    // lifecycle functions when they move a group to another cluster); EMR's node role reads them
+    // (ArtifactsRead). PutObject only, under specs/: nothing reads, lists or deletes them here.
+    // The bucket is SSE-KMS with the deployment key (bucket key on): the kms:GenerateDataKey a
+    // write needs is in UseTheDeploymentKey, which every function has.
+    const specsArn = artifactsBucket.arnForObjects(`${SPEC_PREFIX}*`);
+    for (const fn of FUNCTIONS) {
+      f[fn].addToRolePolicy(new iam.PolicyStatement({ sid: 'WriteGroupSpecs', actions: ['s3:PutObject'], resources: [specsArn] }));
+      this.acknowledge(f[fn].role!.node.findChild('DefaultPolicy'),
+        `AwsSolutions-IAM5[Resource::<${this.getLogicalId(artifactsBucket.node.defaultChild as s3.CfnBucket)}.Arn>/${SPEC_PREFIX}*]`,
+        'A group spec is one object per group attempt, named at run time; the functions may only put objects, and only under specs/ of this deployment\'s artifacts bucket.');
+    }
 
     // Cluster lifecycle (watcher: relaunch; rotation: launch, drain, terminate, scale down).
     const tagCondition = (kind: 'RequestTag' | 'ResourceTag') => ({ StringEquals: { [`aws:${kind}/${DEPLOYMENT_TAG}`]: name } });
@@ -624,6 +656,8 @@ export class NorrisStack extends Stack {
       actions: ['ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
       resources: [`arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:*/*`],
     }));
+    // The key of the environment, tables, queues and the artifacts bucket (group specs are written
+    // there: S3 asks KMS for a data key, kms:GenerateDataKey, on the writer's behalf).
     role.addToPolicy(new iam.PolicyStatement({
       sid: 'UseTheDeploymentKey',
       actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'],

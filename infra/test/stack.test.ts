@@ -3,7 +3,7 @@
 // properties the deployment promises.
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { loadTables } from '../lib/tables';
-import { clusterAlarmPrefix, DEPLOYMENT_TAG, FUNCTIONS, LIVY_PORT, NorrisStack } from '../lib/norris-stack';
+import { clusterAlarmPrefix, DEPLOYMENT_TAG, FUNCTIONS, LIVY_PORT, NorrisStack, SPEC_RETENTION_DAYS } from '../lib/norris-stack';
 import { buildStack, deployment, identityStatements, Json, logicalId, policyRoles, resources, Statement } from './helpers';
 
 const NAME = 'norris-test';
@@ -387,6 +387,48 @@ describe('buckets, encryption, EMR security configuration', () => {
         expect(r.Properties.Tags).toContainEqual({ Key: DEPLOYMENT_TAG, Value: NAME });
       }
     }
+  });
+});
+
+describe('group specs (NORRIS_SPEC_URI, crates/s3)', () => {
+  const artifacts = () => logicalId(template, 'AWS::S3::Bucket', 'ArtifactsBucket');
+  const specsArn = () => ({ 'Fn::Join': ['', [getAtt(artifacts(), 'Arn'), '/specs/*']] });
+
+  test('every function is told where specs go: specs/ in the artifacts bucket', () => {
+    for (const fn of FUNCTIONS) {
+      expect(template.toJSON().Resources[fnId(fn)].Properties.Environment.Variables.NORRIS_SPEC_URI)
+        .toEqual({ 'Fn::Join': ['', ['s3://', ref(artifacts()), '/specs/']] });
+    }
+  });
+
+  test('every function may put objects under specs/ only, and no other S3 action', () => {
+    for (const fn of FUNCTIONS) {
+      const s3 = statementsOf(fn).filter((s) => s.Action.some((a) => a.startsWith('s3:')));
+      expect(s3).toEqual([expect.objectContaining({ Effect: 'Allow', Action: ['s3:PutObject'], Resource: [specsArn()] })]);
+      expect(s3[0].Condition).toBeUndefined();
+    }
+  });
+
+  test('every function may have S3 generate data keys with the bucket\'s key', () => {
+    const key = logicalId(template, 'AWS::KMS::Key', 'Key');
+    expect(template.toJSON().Resources[artifacts()].Properties.BucketEncryption.ServerSideEncryptionConfiguration)
+      .toEqual([expect.objectContaining({ ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: getAtt(key, 'Arn') } })]);
+    for (const fn of FUNCTIONS) {
+      const kms = statementsOf(fn).filter((s) => s.Action.includes('kms:GenerateDataKey'));
+      expect(kms.map((s) => s.Resource)).toEqual([[getAtt(key, 'Arn')]]);
+    }
+  });
+
+  test('specs expire after two weeks, their old versions and delete markers too', () => {
+    const rules = template.toJSON().Resources[artifacts()].Properties.LifecycleConfiguration.Rules as Json[];
+    expect(rules).toContainEqual({
+      Id: 'ExpireGroupSpecs', Prefix: 'specs/', Status: 'Enabled',
+      ExpirationInDays: SPEC_RETENTION_DAYS, NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+    });
+    expect(SPEC_RETENTION_DAYS).toBe(14);
+    expect(rules).toContainEqual({ Id: 'RemoveGroupSpecDeleteMarkers', Prefix: 'specs/', Status: 'Enabled', ExpiredObjectDeleteMarker: true });
+    // The rest of the bucket keeps its rule: no expiry of current objects outside specs/.
+    for (const r of rules.filter((x) => x.Prefix !== 'specs/')) expect(r.ExpirationInDays).toBeUndefined();
   });
 });
 
