@@ -61,6 +61,9 @@ struct World {
     database: String,
     secret_arn: String,
     lake: std::path::PathBuf,
+    /// Where the lifecycle passes write the specs of groups they move (none in these runs'
+    /// tests; the passes need the port all the same).
+    specs: norris_ports::FileSpecs,
     start: UnixTime,
     supervisor: ClusterSupervisor,
 }
@@ -96,8 +99,9 @@ impl World {
         let emr = EmrClient::new(sdk.clone(), EmrLaunchConfig::from_env_map(&launch_env())?);
         let livy = LivyClient::new(RetryPolicy { attempts: 2, base_delay_ms: 100, request_timeout_ms: 10_000 })?;
         let supervisor = ClusterSupervisor::start(&prefix)?;
+        let specs = norris_ports::FileSpecs::new(repo_root().join("target/e2e/specs").join(&prefix));
         let world =
-            World { store, scheduler, lifecycle, emr, sdk, livy, database, secret_arn, lake, start, supervisor };
+            World { store, scheduler, lifecycle, emr, sdk, livy, database, secret_arn, lake, specs, start, supervisor };
         world.source_table()?;
         world.store.put_pool_document(&pool()).await?;
         world.store.put_job_document(&world.job()).await?;
@@ -156,7 +160,8 @@ impl World {
 
     /// One pass of the cluster health watcher, with or without an event's signal.
     async fn watch(&self, signal: Option<&ClusterSignal>) -> Result<ClusterReport> {
-        let report = watch(&self.store, &self.emr, &self.livy, signal, SystemClock.now(), &self.lifecycle).await?;
+        let report =
+            watch(&self.store, &self.emr, &self.livy, &self.specs, signal, SystemClock.now(), &self.lifecycle).await?;
         if !report.failures.is_empty() {
             bail!("the watcher's pass failed steps: {:?}", report.failures);
         }
@@ -165,7 +170,8 @@ impl World {
 
     /// One pass of the rotation handler.
     async fn rotate(&self) -> Result<ClusterReport> {
-        let report = rotate(&self.store, &self.emr, &self.livy, SystemClock.now(), &self.lifecycle).await?;
+        let report =
+            rotate(&self.store, &self.emr, &self.livy, &self.specs, SystemClock.now(), &self.lifecycle).await?;
         if !report.failures.is_empty() {
             bail!("the rotation handler's pass failed steps: {:?}", report.failures);
         }

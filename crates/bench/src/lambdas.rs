@@ -413,6 +413,7 @@ fn lambda_env(function: &str, runtime: SocketAddr, endpoint: Option<&str>) -> Ve
         ("AWS_LAMBDA_LOG_LEVEL", "INFO".into()),
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ("NORRIS_TABLE_PREFIX", "bench".into()),
+        ("NORRIS_SPEC_URI", "s3://norris-bench-artifacts/specs/".into()),
         // What the cluster lifecycle's handlers read (ignored by binaries that do not).
         ("NORRIS_DEPLOYMENT", "bench".into()),
         ("NORRIS_EMR_SERVICE_ROLE", "norris-bench-emr-service".into()),

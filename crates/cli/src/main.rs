@@ -201,9 +201,12 @@ async fn main() -> Result<()> {
             let emr = norris_emr::EmrClient::from_env().await?;
             let livy = norris_livy::LivyClient::new(norris_livy::RetryPolicy::default())?;
             let now = SystemClock.now();
+            let specs = CliSpecs::from_env().await?;
             let report = match cli.command {
-                Command::Watch => norris_control::clusters::watch(&store, &emr, &livy, None, now, &config).await?,
-                _ => norris_control::clusters::rotate(&store, &emr, &livy, now, &config).await?,
+                Command::Watch => {
+                    norris_control::clusters::watch(&store, &emr, &livy, &specs, None, now, &config).await?
+                }
+                _ => norris_control::clusters::rotate(&store, &emr, &livy, &specs, now, &config).await?,
             };
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
@@ -363,6 +366,33 @@ async fn list_jobs(store: &DynamoStore) -> Result<()> {
         println!("{:<28} {:<12} {:<22} {:<22} {}", record.key, status, watermark, due, problems);
     }
     Ok(())
+}
+
+/// Where a lifecycle pass run from here writes the specs of the groups it moves:
+/// `NORRIS_SPEC_URI` as the Lambdas read it (`s3://…`), or `file://<dir>` for the local world,
+/// where the Livy stand-in's spark-submit reads files (the default, `file://.norris/specs`).
+enum CliSpecs {
+    S3(norris_s3::S3Specs),
+    Files(norris_ports::FileSpecs),
+}
+
+impl CliSpecs {
+    async fn from_env() -> Result<CliSpecs> {
+        let uri = std::env::var(norris_s3::SPEC_URI_VAR).unwrap_or_else(|_| "file://.norris/specs".into());
+        match uri.strip_prefix("file://") {
+            Some(dir) => Ok(CliSpecs::Files(norris_ports::FileSpecs::new(dir))),
+            None => Ok(CliSpecs::S3(norris_s3::S3Specs::from_uri(norris_s3::client_from_env().await, &uri)?)),
+        }
+    }
+}
+
+impl norris_ports::SpecStore for CliSpecs {
+    async fn put_spec(&self, name: &str, spec: &Value) -> Result<String, norris_ports::SpecError> {
+        match self {
+            CliSpecs::S3(s3) => s3.put_spec(name, spec).await,
+            CliSpecs::Files(files) => files.put_spec(name, spec).await,
+        }
+    }
 }
 
 /// What `norris sim` was asked.

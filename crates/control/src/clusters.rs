@@ -13,14 +13,16 @@
 //!   never publish, before it is placed anywhere else.
 
 use crate::config::{number, ConfigError};
+use crate::grouped::place_moved_groups;
 use crate::scheduler::{follow_and_commit, FollowScope, TickError, TickReport};
 use crate::SchedulerConfig;
 use norris_engine::clusters::{
     awaits_failover, doom, may_terminate, move_run, must_move_runs, needs_livy_probe, observe_cluster, orphans,
     plan_pool, rotate_early, PoolDecision,
 };
-use norris_model::{Cluster, ClusterKey, ClusterState, LaunchRequest, PoolDefinition, Run, UnixTime, Version};
-use norris_ports::{BatchService, EmrError, EmrService, GroupStore, StateStore, StoreError, WriteError};
+use norris_engine::groups::{group_batch_name, move_group};
+use norris_model::{Cluster, ClusterKey, ClusterState, LaunchRequest, PoolDefinition, UnixTime, Version};
+use norris_ports::{BatchService, EmrError, EmrService, GroupStore, SpecStore, StateStore, StoreError, WriteError};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -120,6 +122,10 @@ pub struct ClusterReport {
     /// Moved runs not running again yet, placed or followed in this pass (see `awaits_failover`).
     #[serde(skip)]
     pub moved_waiting: usize,
+    /// Groups (grouped ledger) moved off lost or drained clusters.
+    pub groups_moved: usize,
+    /// Group attempts placed and submitted again in this pass (warm failover).
+    pub groups_placed_again: usize,
     /// EMR clusters terminated as orphans (ids).
     pub orphans_terminated: Vec<String>,
     /// Conditional writes lost to another writer (that writer's decision stands).
@@ -355,6 +361,29 @@ async fn relaunch<S: StateStore, E: EmrService>(
     launch(store, emr, &fenced, pool, config, report).await
 }
 
+/// The clusters whose work must move now: lost or drained past their deadline, and, when the
+/// failover waits for a replacement, a lost one only once a cluster of its size class became
+/// ready after the loss.
+fn leaving_clusters(clusters: &[Cluster], now: UnixTime, failover: Failover) -> Vec<&Cluster> {
+    let replaced = |lost: &Cluster| match (&lost.state, failover) {
+        (ClusterState::Lost { at, .. }, Failover::WaitForReplacement) => clusters.iter().any(|c| {
+            c.size_class == lost.size_class
+                && c.state == ClusterState::Ready
+                && c.ready_at.is_some_and(|ready| ready >= *at)
+        }),
+        _ => true,
+    };
+    clusters.iter().filter(|c| must_move_runs(c, now) && replaced(c)).collect()
+}
+
+/// Why work leaves `cluster`, for the moved attempt's outcome.
+fn why_leaving(cluster: &Cluster) -> String {
+    match &cluster.state {
+        ClusterState::Lost { reason, .. } => reason.clone(),
+        _ => "drain deadline passed".to_string(),
+    }
+}
+
 /// Moves every unfinished run off clusters that are lost or drained past their deadline: kills
 /// its batch where Livy still answers, bumps its attempt and makes it pending. Returns how many
 /// moved.
@@ -366,27 +395,16 @@ pub async fn move_runs<S: StateStore, B: BatchService>(
     report: &mut ClusterReport,
 ) -> Result<usize, StoreError> {
     let clusters = store.list_clusters().await?;
-    let replaced = |lost: &Cluster| match (&lost.state, failover) {
-        (ClusterState::Lost { at, .. }, Failover::WaitForReplacement) => clusters.iter().any(|c| {
-            c.size_class == lost.size_class
-                && c.state == ClusterState::Ready
-                && c.ready_at.is_some_and(|ready| ready >= *at)
-        }),
-        _ => true,
-    };
-    let leaving: Vec<&Cluster> = clusters.iter().filter(|c| must_move_runs(c, now) && replaced(c)).collect();
+    let leaving = leaving_clusters(&clusters, now, failover);
     if leaving.is_empty() {
         return Ok(0);
     }
     let mut moved = 0;
     for run in store.active_runs().await? {
         let Some(cluster) = leaving.iter().find(|c| run.status.cluster() == Some(&c.key)) else { continue };
-        let why = match &cluster.state {
-            ClusterState::Lost { reason, .. } => reason.clone(),
-            _ => "drain deadline passed".to_string(),
-        };
+        let why = why_leaving(cluster);
         if let (ClusterState::Draining { .. }, Some(endpoint)) = (&cluster.state, cluster.livy_endpoint.as_deref()) {
-            kill_batch(livy, endpoint, &run).await;
+            kill_batch(livy, endpoint, &norris_engine::runs::batch_name(&run), &run.key().to_string()).await;
         }
         let Some(next) = move_run(&run, &cluster.key, &why, now) else { continue };
         match store.update_run(&next).await {
@@ -402,16 +420,51 @@ pub async fn move_runs<S: StateStore, B: BatchService>(
     Ok(moved)
 }
 
-async fn kill_batch<B: BatchService>(livy: &B, endpoint: &str, run: &Run) {
-    let name = norris_engine::runs::batch_name(run);
-    match livy.find(endpoint, &name).await {
+/// Moves every placed group off clusters that are lost or drained past their deadline, by the
+/// runs' rule (`move_runs`): kills its batch where Livy still answers, then a new attempt,
+/// pending, no failure counted. Returns how many moved.
+pub async fn move_groups<S: StateStore + GroupStore, B: BatchService>(
+    store: &S,
+    livy: &B,
+    now: UnixTime,
+    failover: Failover,
+    report: &mut ClusterReport,
+) -> Result<usize, StoreError> {
+    let clusters = store.list_clusters().await?;
+    let leaving = leaving_clusters(&clusters, now, failover);
+    if leaving.is_empty() {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    for group in store.open_groups().await? {
+        let Some(cluster) = leaving.iter().find(|c| group.status.cluster() == Some(&c.key)) else { continue };
+        if let (ClusterState::Draining { .. }, Some(endpoint)) = (&cluster.state, cluster.livy_endpoint.as_deref()) {
+            kill_batch(livy, endpoint, &group_batch_name(&group), &format!("group {}", group.key)).await;
+        }
+        let Some(next) = move_group(&group, &cluster.key, &why_leaving(cluster), now) else { continue };
+        match store.update_group(&next).await {
+            Ok(_) => {
+                tracing::info!(group = %group.key, from = %cluster.key, attempt = %next.attempt, "group moved");
+                moved += 1;
+            }
+            Err(WriteError::Conflict { .. }) => report.conflicts += 1,
+            Err(WriteError::Store(e)) => report.failures.push(format!("moving group {}: {e}", group.key)),
+        }
+    }
+    report.groups_moved += moved;
+    Ok(moved)
+}
+
+/// Kills the batch `name` where Livy still answers (best effort: its attempt is fenced anyway).
+async fn kill_batch<B: BatchService>(livy: &B, endpoint: &str, name: &str, what: &str) {
+    match livy.find(endpoint, name).await {
         Ok(Some(b)) if !b.phase.is_final() => {
             if let Err(e) = livy.kill(endpoint, b.id).await {
-                tracing::warn!(run = %run.key(), error = %e, "could not kill the batch; its attempt is fenced anyway");
+                tracing::warn!(what, error = %e, "could not kill the batch; its attempt is fenced anyway");
             }
         }
         Ok(_) => {}
-        Err(e) => tracing::warn!(run = %run.key(), error = %e, "could not reach Livy to kill the batch"),
+        Err(e) => tracing::warn!(what, error = %e, "could not reach Livy to kill the batch"),
     }
 }
 
@@ -536,13 +589,18 @@ async fn valid_pools<S: StateStore>(store: &S) -> Result<Vec<PoolDefinition>, St
 /// Places and follows moved runs at once (warm failover): those this pass moved, and those an
 /// earlier pass moved that are not running yet (it died before placing them, or the peer's Livy
 /// failed the submission and the backoff is over).
-async fn place_moved<S: StateStore, B: BatchService>(
+async fn place_moved<S: StateStore + GroupStore, B: BatchService, P: SpecStore>(
     store: &S,
     livy: &B,
+    specs: &P,
     now: UnixTime,
     config: &LifecycleConfig,
     report: &mut ClusterReport,
 ) -> Result<(), LifecycleError> {
+    // Groups first: one read of the open groups when none waits.
+    let mut tick = TickReport { now: now.secs(), ..TickReport::default() };
+    report.groups_placed_again += place_moved_groups(store, livy, specs, now, &config.scheduler, &mut tick).await?;
+    report.failures.extend(tick.failures.into_iter().map(|f| format!("{}: {}", f.job_id, f.error)));
     if report.runs_moved == 0 && report.moved_waiting == 0 {
         return Ok(());
     }
@@ -566,10 +624,11 @@ async fn place_moved<S: StateStore, B: BatchService>(
 
 /// The cluster health watcher's pass: the event's signal first, then every cluster re-read, lost
 /// clusters replaced, their runs moved and placed again.
-pub async fn watch<S: StateStore + GroupStore, E: EmrService, B: BatchService>(
+pub async fn watch<S: StateStore + GroupStore, E: EmrService, B: BatchService, P: SpecStore>(
     store: &S,
     emr: &E,
     livy: &B,
+    specs: &P,
     signal: Option<&ClusterSignal>,
     now: UnixTime,
     config: &LifecycleConfig,
@@ -581,35 +640,40 @@ pub async fn watch<S: StateStore + GroupStore, E: EmrService, B: BatchService>(
     let pools = valid_pools(store).await?;
     observe_clusters(store, emr, livy, &pools, now, config, &mut report).await?;
     move_runs(store, livy, now, config.failover, &mut report).await?;
+    move_groups(store, livy, now, config.failover, &mut report).await?;
     plan_pools(store, emr, &pools, now, config, &mut report).await?;
-    place_moved(store, livy, now, config, &mut report).await?;
+    place_moved(store, livy, specs, now, config, &mut report).await?;
     Ok(report)
 }
 
 /// The rotation handler's pass: the watcher's pass (rotation is one of the pool decisions), plus
 /// the orphan sweep.
-pub async fn rotate<S: StateStore + GroupStore, E: EmrService, B: BatchService>(
+pub async fn rotate<S: StateStore + GroupStore, E: EmrService, B: BatchService, P: SpecStore>(
     store: &S,
     emr: &E,
     livy: &B,
+    specs: &P,
     now: UnixTime,
     config: &LifecycleConfig,
 ) -> Result<ClusterReport, LifecycleError> {
-    let mut report = watch(store, emr, livy, None, now, config).await?;
+    let mut report = watch(store, emr, livy, specs, None, now, config).await?;
     terminate_orphans(store, emr, now, config, &mut report).await?;
     Ok(report)
 }
 
-/// The job migrator's pass: moves runs off lost and drained clusters and places them again.
-pub async fn migrate<S: StateStore, B: BatchService>(
+/// The job migrator's pass: moves runs and groups off lost and drained clusters and places them
+/// again.
+pub async fn migrate<S: StateStore + GroupStore, B: BatchService, P: SpecStore>(
     store: &S,
     livy: &B,
+    specs: &P,
     now: UnixTime,
     config: &LifecycleConfig,
 ) -> Result<ClusterReport, LifecycleError> {
     let mut report = ClusterReport::default();
     move_runs(store, livy, now, config.failover, &mut report).await?;
-    place_moved(store, livy, now, config, &mut report).await?;
+    move_groups(store, livy, now, config.failover, &mut report).await?;
+    place_moved(store, livy, specs, now, config, &mut report).await?;
     Ok(report)
 }
 
@@ -654,18 +718,20 @@ pub async fn handle_watcher_event<
     S: StateStore + GroupStore,
     E: EmrService,
     B: BatchService,
+    P: SpecStore,
     C: norris_ports::Clock,
 >(
     store: &S,
     emr: &E,
     livy: &B,
+    specs: &P,
     clock: &C,
     config: &LifecycleConfig,
     payload: &serde_json::Value,
 ) -> Result<ClusterReport, LifecycleEventError> {
     let signal = crate::events::parse_cluster_event(payload)?;
     tracing::info!(?signal, "cluster watcher pass");
-    finish(watch(store, emr, livy, signal.as_ref(), clock.now(), config).await?)
+    finish(watch(store, emr, livy, specs, signal.as_ref(), clock.now(), config).await?)
 }
 
 /// The rotation handler Lambda's handler (its schedule).
@@ -673,23 +739,31 @@ pub async fn handle_rotation_event<
     S: StateStore + GroupStore,
     E: EmrService,
     B: BatchService,
+    P: SpecStore,
     C: norris_ports::Clock,
 >(
     store: &S,
     emr: &E,
     livy: &B,
+    specs: &P,
     clock: &C,
     config: &LifecycleConfig,
     payload: &serde_json::Value,
 ) -> Result<ClusterReport, LifecycleEventError> {
     crate::events::ScheduledEvent::parse(payload)?;
-    finish(rotate(store, emr, livy, clock.now(), config).await?)
+    finish(rotate(store, emr, livy, specs, clock.now(), config).await?)
 }
 
 /// The job migrator Lambda's handler: norris's own events (source `norris`) or its schedule.
-pub async fn handle_migrator_event<S: StateStore, B: BatchService, C: norris_ports::Clock>(
+pub async fn handle_migrator_event<
+    S: StateStore + GroupStore,
+    B: BatchService,
+    P: SpecStore,
+    C: norris_ports::Clock,
+>(
     store: &S,
     livy: &B,
+    specs: &P,
     clock: &C,
     config: &LifecycleConfig,
     payload: &serde_json::Value,
@@ -697,5 +771,5 @@ pub async fn handle_migrator_event<S: StateStore, B: BatchService, C: norris_por
     if payload.get("source").and_then(serde_json::Value::as_str) != Some("norris") {
         crate::events::ScheduledEvent::parse(payload)?;
     }
-    finish(migrate(store, livy, clock.now(), config).await?)
+    finish(migrate(store, livy, specs, clock.now(), config).await?)
 }

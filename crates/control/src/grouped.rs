@@ -1,7 +1,7 @@
 //! The scheduler tick on the grouped ledger (ARCHITECTURE.md, "Plan: the grouped ledger"): jobs
 //! live in shards of their cohort, and a tick cuts each due shard's windows into one group, run as
-//! one Livy batch per attempt. Built beside the per-window tick (`scheduler.rs`) and not yet run
-//! by the Lambda: the lifecycle passes, the CLI and the simulator move over in the next steps.
+//! one Livy batch per attempt. What the scheduler Lambda runs (`handle_event`); the per-window
+//! tick (`scheduler.rs`) stays for the CLI's `norris tick` and the local demo until it is removed.
 //!
 //! A tick, in order:
 //! 1. the definition sweep (when its periodic task is due): every definition gets a line in a
@@ -9,7 +9,8 @@
 //!    committed, carrying its watermark);
 //! 2. following the open groups' placed attempts (Livy by batch name, then the attempt's result):
 //!    results settle members one by one by the runs' rules; a group on a cluster the ledger says
-//!    it must leave gets a new attempt (no failure counted);
+//!    it must leave belongs to the lifecycle passes, which move it (a new attempt, no failure
+//!    counted) and place it again at once (`place_moved_groups`);
 //! 3. each due shard, and each shard a group of which settled: the settled members folded into
 //!    its watermarks, the due windows cut into a new group (created before the shard records the
 //!    cut, so a tick that dies in between is finished by the next), in one shard write;
@@ -25,12 +26,12 @@
 
 use crate::config::SchedulerConfig;
 use crate::follow::{at_once, endpoint_of, won, DEFAULT_BATCH_SLOTS};
-use crate::scheduler::{note_invalid, verdict, JobFailure, TickError, TickReport};
+use crate::scheduler::{finish_tick, note_invalid, verdict, JobFailure, SchedulerError, TickError, TickReport};
 use norris_engine::clusters::must_move_runs;
 use norris_engine::groups::{
-    fold_into_shard, follow_group, group_after_failed_submission, group_after_settlement, group_batch_name, group_spec,
-    group_submission, next_due_at, plan_group, shard_after_cut, supersede_group, GroupNext, GroupStep, Settlement,
-    ShardView,
+    fold_into_shard, follow_group, group_after_failed_submission, group_after_settlement, group_awaits_failover,
+    group_batch_name, group_spec, group_submission, moved_group_stalled, next_due_at, plan_group, resubmit_moved_group,
+    shard_after_cut, supersede_group, GroupNext, GroupStep, Settlement, ShardView,
 };
 use norris_engine::runs::place_attempts;
 use norris_engine::{reconcile_job, DefinitionView};
@@ -64,6 +65,24 @@ struct Ledger {
 }
 
 impl Ledger {
+    /// Reads what the steps need: the clusters, the pools' batch slots and the definitions of `jobs`.
+    async fn read<S: StateStore>(store: &S, jobs: &[JobId], config: &SchedulerConfig) -> Result<Ledger, StoreError> {
+        let definitions = store.get_job_definitions(jobs).await?.into_iter().map(|r| (r.key.clone(), r)).collect();
+        let slots = store
+            .list_pools()
+            .await?
+            .into_iter()
+            .filter_map(|p| p.parsed.ok())
+            .map(|p| (p.size_class, p.max_concurrent_batches))
+            .collect();
+        Ok(Ledger {
+            clusters: store.list_clusters().await?,
+            slots,
+            definitions,
+            results_table: format!("{}-results", config.table_prefix),
+        })
+    }
+
     fn definition(&self, job: &JobId) -> Option<&JobDefinition> {
         self.definitions.get(job.as_str()).and_then(|r| r.parsed.as_ref().ok())
     }
@@ -114,30 +133,23 @@ where
         open.iter().flat_map(|g| g.to_do().map(|m| m.job_id.clone())).collect::<BTreeSet<_>>();
     jobs.extend(due.iter().flat_map(|s| s.jobs.keys().cloned()));
     let jobs: Vec<JobId> = jobs.into_iter().collect();
-    let definitions = store.get_job_definitions(&jobs).await?.into_iter().map(|r| (r.key.clone(), r)).collect();
-    let slots = store
-        .list_pools()
-        .await?
-        .into_iter()
-        .filter_map(|p| p.parsed.ok())
-        .map(|p| (p.size_class, p.max_concurrent_batches))
-        .collect();
-    let ledger = Ledger {
-        clusters: store.list_clusters().await?,
-        slots,
-        definitions,
-        results_table: format!("{}-results", config.table_prefix),
-    };
+    let ledger = Ledger::read(store, &jobs, config).await?;
 
     let mut notes: BTreeMap<ShardKey, ShardNotes> = BTreeMap::new();
+    let published_before: HashMap<GroupKey, usize> = open.iter().map(|g| (g.key.clone(), published(g))).collect();
     let mut groups = follow_groups(store, batches, now, &ledger, open, &mut notes, &mut report).await?;
 
-    // Shards to write: the due ones, and those a group of which settled or published this tick.
+    // Shards to write: the due ones, and those a group of which settled or published this tick
+    // (the published members' watermarks move now, not when the shard is next due).
     let mut shards: BTreeMap<ShardKey, Shard> = due.into_iter().map(|s| (s.key.clone(), s)).collect();
     report.jobs_due = shards.values().map(|s| s.jobs.len()).sum();
     let settled: BTreeSet<ShardKey> = groups
         .values()
-        .filter(|g| matches!(g.status, GroupStatus::Settled { .. }) || notes.contains_key(&g.key.shard))
+        .filter(|g| {
+            matches!(g.status, GroupStatus::Settled { .. })
+                || notes.contains_key(&g.key.shard)
+                || published(g) > published_before.get(&g.key).copied().unwrap_or(0)
+        })
         .map(|g| g.key.shard.clone())
         .collect();
     let unread: Vec<ShardKey> = settled.into_iter().filter(|k| !shards.contains_key(k)).collect();
@@ -183,19 +195,7 @@ where
     let placements: Vec<(Group, ClusterKey)> =
         plan.pending.into_iter().filter_map(|(key, cluster)| Some((groups.get(&key)?.clone(), cluster))).collect();
     let ledger = &ledger;
-    let submitted = at_once(placements.iter().map(|(group, cluster)| async move {
-        let mut part = TickReport::default();
-        let placed = place_group(store, now, group, cluster, &mut part).await;
-        if let Ok(Some(placed)) = &placed {
-            if let Err(e) = submit_placed(store, batches, specs, now, ledger, placed, cluster, &mut part).await {
-                part.failures.push(JobFailure { job_id: format!("group {}", group.key), error: e.to_string() });
-            }
-        } else if let Err(e) = placed {
-            part.failures.push(JobFailure { job_id: format!("group {}", group.key), error: e.to_string() });
-        }
-        part
-    }))
-    .await;
+    let submitted = place_and_submit(store, batches, specs, now, ledger, &placements).await;
     let cut_submitted = at_once(cut_placed.iter().map(|(group, cluster)| async move {
         let mut part = TickReport::default();
         if let Err(e) = submit_placed(store, batches, specs, now, ledger, group, cluster, &mut part).await {
@@ -221,6 +221,116 @@ where
         "grouped scheduler tick done"
     );
     Ok(report)
+}
+
+/// How many of a group's members are published.
+fn published(group: &Group) -> usize {
+    group.members.iter().filter(|m| matches!(m.state, MemberState::Published { .. })).count()
+}
+
+/// Places each pending group on its planned cluster and submits it; a report per group.
+async fn place_and_submit<S: GroupStore, B: BatchService, P: SpecStore>(
+    store: &S,
+    batches: &B,
+    specs: &P,
+    now: UnixTime,
+    ledger: &Ledger,
+    placements: &[(Group, ClusterKey)],
+) -> Vec<TickReport> {
+    at_once(placements.iter().map(|(group, cluster)| async move {
+        let mut part = TickReport::default();
+        let placed = place_group(store, now, group, cluster, &mut part).await;
+        if let Ok(Some(placed)) = &placed {
+            if let Err(e) = submit_placed(store, batches, specs, now, ledger, placed, cluster, &mut part).await {
+                part.failures.push(JobFailure { job_id: format!("group {}", group.key), error: e.to_string() });
+            }
+        } else if let Err(e) = placed {
+            part.failures.push(JobFailure { job_id: format!("group {}", group.key), error: e.to_string() });
+        }
+        part
+    }))
+    .await
+}
+
+/// The lifecycle passes' warm failover on the grouped ledger: places and submits, at once, the
+/// pending groups the mover moved off a cluster (`group_awaits_failover`), instead of waiting
+/// for the scheduler's next tick. Other pending groups are the tick's. Returns how many attempts
+/// were submitted.
+pub async fn place_moved_groups<S, B, P>(
+    store: &S,
+    batches: &B,
+    specs: &P,
+    now: UnixTime,
+    config: &SchedulerConfig,
+    report: &mut TickReport,
+) -> Result<usize, TickError>
+where
+    S: StateStore + GroupStore,
+    B: BatchService,
+    P: SpecStore,
+{
+    let open = store.open_groups().await?;
+    let waiting = |g: &Group| group_awaits_failover(g, now) || moved_group_stalled(g, now);
+    if !open.iter().any(waiting) {
+        return Ok(0);
+    }
+    let jobs: BTreeSet<JobId> =
+        open.iter().filter(|g| waiting(g)).flat_map(|g| g.to_do().map(|m| m.job_id.clone())).collect();
+    let ledger = Ledger::read(store, &jobs.into_iter().collect::<Vec<_>>(), config).await?;
+    let mut groups: BTreeMap<GroupKey, Group> = open.into_iter().map(|g| (g.key.clone(), g)).collect();
+    // A moved group whose submission never reached Livy gets a new attempt, placed below.
+    let stalled: Vec<Group> = groups.values().filter(|g| moved_group_stalled(g, now)).cloned().collect();
+    for group in stalled {
+        let Some(endpoint) = group.status.cluster().and_then(|k| ledger.endpoint(k)) else { continue };
+        match batches.find(endpoint, &group_batch_name(&group)).await {
+            Ok(None) => {
+                if let Some(written) = write_group(store, &resubmit_moved_group(&group, now), report).await? {
+                    groups.insert(written.key.clone(), written);
+                }
+            }
+            // Livy has it: the tick follows it.
+            Ok(Some(_)) => {}
+            Err(e) => report.failures.push(JobFailure { job_id: format!("group {}", group.key), error: e.to_string() }),
+        }
+    }
+    let moved: BTreeSet<GroupKey> =
+        groups.values().filter(|g| group_awaits_failover(g, now)).map(|g| g.key.clone()).collect();
+    let plan = plan_placements(now, &ledger, &groups, std::iter::empty());
+    let placements: Vec<(Group, ClusterKey)> = plan
+        .pending
+        .into_iter()
+        .filter(|(key, _)| moved.contains(key))
+        .filter_map(|(key, cluster)| Some((groups.get(&key)?.clone(), cluster)))
+        .collect();
+    report.runs_waiting_for_a_cluster += moved.len() - placements.len();
+    let before = report.runs_submitted;
+    for part in place_and_submit(store, batches, specs, now, &ledger, &placements).await {
+        report.absorb(part);
+    }
+    Ok(report.runs_submitted - before)
+}
+
+/// The scheduler Lambda's handler on the grouped ledger: checks the event, runs one tick at the
+/// clock's `now`, emits its metrics; fails the invocation when a step failed (retried next tick).
+pub async fn handle_event<S, B, P, C>(
+    store: &S,
+    batches: &B,
+    specs: &P,
+    clock: &C,
+    config: &SchedulerConfig,
+    payload: &serde_json::Value,
+) -> Result<TickReport, SchedulerError>
+where
+    S: StateStore + GroupStore,
+    B: BatchService,
+    P: SpecStore,
+    C: norris_ports::Clock,
+{
+    let event = crate::events::ScheduledEvent::parse(payload)?;
+    tracing::info!(event_id = %event.id, "grouped scheduler tick requested");
+    let started = std::time::Instant::now();
+    let report = grouped_tick(store, batches, specs, clock.now(), config).await?;
+    finish_tick(report, config, started)
 }
 
 /// Writes `next` over its stored version; `Ok(None)` when another invocation wrote first.
@@ -274,17 +384,15 @@ async fn follow_groups<S: GroupStore, B: BatchService>(
         async move {
             let mut part = TickReport::default();
             let policies = ledger.policies(group);
-            let leaving = group.status.cluster().and_then(|k| ledger.cluster(k)).filter(|c| must_move_runs(c, now));
-            let step = match (leaving, result.as_ref()) {
-                (Some(cluster), None) => {
-                    // The mover's rule for runs: no failure counted for the loss of a cluster.
-                    let why = format!("moved off cluster {}: the ledger says it must be left", cluster.key);
-                    tracing::warn!(group = %group.key, attempt = %group.attempt, cluster = %cluster.key, "group moved off a cluster being left");
-                    let next = supersede_group(group, why, Some(cluster.key.clone()), now, now);
-                    let written = write_group(store, &next, &mut part).await;
-                    return (group, written.map(|w| (w, ShardNotes::default())), part);
-                }
-                _ => follow_group(now, group, &policies, batch.as_ref(), result.as_ref()),
+            let leaving =
+                group.status.cluster().and_then(|k| ledger.cluster(k)).is_some_and(|c| must_move_runs(c, now));
+            let step = if leaving && result.is_none() {
+                // A group on a cluster the ledger says it must leave belongs to the mover (the
+                // lifecycle passes: no failure counted, under the failover policy); only a result
+                // its attempt wrote before the loss is taken here.
+                GroupStep::Wait
+            } else {
+                follow_group(now, group, &policies, batch.as_ref(), result.as_ref())
             };
             let outcome = apply_group_step(store, batches, now, ledger, group, step, batch, result, &mut part).await;
             (group, outcome, part)

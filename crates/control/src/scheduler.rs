@@ -500,6 +500,15 @@ pub async fn handle_event<S: StateStore, B: BatchService, C: norris_ports::Clock
     tracing::info!(event_id = %event.id, "scheduler tick requested");
     let started = std::time::Instant::now();
     let report = scheduler_tick(store, batches, clock.now(), config).await?;
+    finish_tick(report, config, started)
+}
+
+/// Emits a tick's metrics and turns its failures into the invocation's error.
+pub(crate) fn finish_tick(
+    report: TickReport,
+    config: &SchedulerConfig,
+    started: std::time::Instant,
+) -> Result<TickReport, SchedulerError> {
     let tick_millis = started.elapsed().as_millis() as u64;
     for doc in crate::metrics::tick_documents(&report, &config.table_prefix, tick_millis) {
         // EMF: CloudWatch Logs extracts the metrics from this stdout line.

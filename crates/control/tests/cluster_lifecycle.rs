@@ -8,7 +8,7 @@ use norris_engine::runs::SUBMISSION_GRACE_SECS;
 use norris_model::{
     AttemptOutcome, AttemptResult, ClusterKey, ClusterState, EmrState, RetryPolicy, Run, RunKey, RunStatus, UnixTime,
 };
-use norris_ports::{BatchError, ManualClock, MemoryEmr, MemoryLivy, MemoryStore, StateStore};
+use norris_ports::{BatchError, ManualClock, MemoryEmr, MemoryLivy, MemorySpecs, MemoryStore, StateStore};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -43,7 +43,7 @@ async fn bring_up(store: &MemoryStore, emr: &MemoryEmr, livy: &MemoryLivy, now: 
 
 async fn settle(store: &MemoryStore, emr: &MemoryEmr, livy: &MemoryLivy, now: UnixTime) {
     for _ in 0..3 {
-        watch(store, emr, livy, None, now, &config()).await.expect("watch");
+        watch(store, emr, livy, &MemorySpecs::new(), None, now, &config()).await.expect("watch");
         for c in emr.clusters() {
             if !c.state.is_ending() {
                 emr.set_state(&c.id, EmrState::Waiting, None);
@@ -57,13 +57,13 @@ async fn a_lost_runjobflow_answer_does_not_launch_twice() {
     let (store, emr, livy) = (MemoryStore::new(), MemoryEmr::new(), MemoryLivy::new());
     store.put_pool_document(&pool(1)).await.expect("pool");
     emr.lose_next_response();
-    let first = watch(&store, &emr, &livy, None, T0, &config()).await.expect("watch");
+    let first = watch(&store, &emr, &livy, &MemorySpecs::new(), None, T0, &config()).await.expect("watch");
     assert_eq!(first.failures.len(), 1, "the lost answer is reported: {first:?}");
     assert_eq!(emr.launches(), 1);
     // The next passes find the launch by its tag instead of launching again, also past the
     // relaunch delay.
     for secs in [60, 700, 1400] {
-        watch(&store, &emr, &livy, None, T0.plus_secs(secs), &config()).await.expect("watch");
+        watch(&store, &emr, &livy, &MemorySpecs::new(), None, T0.plus_secs(secs), &config()).await.expect("watch");
     }
     assert_eq!(emr.launches(), 1, "one launch per need");
     let clusters = store.list_clusters().await.expect("list");
@@ -91,7 +91,8 @@ async fn runs_of_a_lost_cluster_move_to_a_warm_peer_in_the_same_pass() {
     let event = json!({"source": "aws.emr", "detail-type": "EMR Cluster State Change", "detail": {
         "clusterId": lost_id, "state": "TERMINATED_WITH_ERRORS", "stateChangeReason": "{\"code\":\"INSTANCE_FAILURE\"}"}});
     let clock = ManualClock::at(now.plus_secs(30));
-    let report = handle_watcher_event(&store, &emr, &livy, &clock, &config(), &event).await.expect("pass");
+    let report =
+        handle_watcher_event(&store, &emr, &livy, &MemorySpecs::new(), &clock, &config(), &event).await.expect("pass");
     assert_eq!(report.lost.len(), 1, "{report:?}");
     assert_eq!(report.runs_moved, on_lost.len());
     assert_eq!(report.runs_placed_again, on_lost.len(), "warm failover: placed in the same pass");
@@ -105,10 +106,13 @@ async fn runs_of_a_lost_cluster_move_to_a_warm_peer_in_the_same_pass() {
     // The same event again changes nothing. The lost cluster is terminated once nothing is on
     // it and a placing handler that read it as ready has timed out.
     assert!(report.terminated.is_empty(), "not before the settle time: {report:?}");
-    let again = handle_watcher_event(&store, &emr, &livy, &clock, &config(), &event).await.expect("pass");
+    let again =
+        handle_watcher_event(&store, &emr, &livy, &MemorySpecs::new(), &clock, &config(), &event).await.expect("pass");
     assert_eq!((again.runs_moved, again.launched.len(), again.terminated.len()), (0, 0, 0), "{again:?}");
     let settled = ManualClock::at(now.plus_secs(30 + config().terminate_settle_secs));
-    let last = handle_watcher_event(&store, &emr, &livy, &settled, &config(), &event).await.expect("pass");
+    let last = handle_watcher_event(&store, &emr, &livy, &MemorySpecs::new(), &settled, &config(), &event)
+        .await
+        .expect("pass");
     assert_eq!(last.terminated, vec![lost_key.to_string()], "{last:?}");
 }
 
@@ -149,7 +153,8 @@ async fn a_moved_run_whose_submission_to_the_peer_fails_is_placed_by_a_later_pas
     // The peer's Livy refuses the first submission (a 503, before any effect).
     let unavailable = BatchError::Unreachable { endpoint: peer.clone(), message: "503 Service Unavailable".into() };
     livy.fail_next_submission(&peer, unavailable);
-    let report = watch(&store, &emr, &livy, None, now.plus_secs(30), &config()).await.expect("pass");
+    let report =
+        watch(&store, &emr, &livy, &MemorySpecs::new(), None, now.plus_secs(30), &config()).await.expect("pass");
     assert_eq!(report.runs_moved, on_lost.len(), "{report:?}");
     assert_eq!(report.runs_placed_again, on_lost.len() - 1, "{report:?}");
     let refused: Vec<Run> =
@@ -162,9 +167,10 @@ async fn a_moved_run_whose_submission_to_the_peer_fails_is_placed_by_a_later_pas
     assert_eq!(refused.failures, 1);
     let RunStatus::Pending { not_before } = refused.status else { unreachable!() };
     // Within the backoff a pass leaves it; the first pass past it places it: no scheduler tick.
-    let early = watch(&store, &emr, &livy, None, not_before.plus_secs(-1), &config()).await.expect("pass");
+    let early =
+        watch(&store, &emr, &livy, &MemorySpecs::new(), None, not_before.plus_secs(-1), &config()).await.expect("pass");
     assert_eq!(early.runs_placed_again, 0, "{early:?}");
-    let later = watch(&store, &emr, &livy, None, not_before, &config()).await.expect("pass");
+    let later = watch(&store, &emr, &livy, &MemorySpecs::new(), None, not_before, &config()).await.expect("pass");
     assert_eq!(later.runs_placed_again, 1, "{later:?}");
     let placed = store.get_run(&refused.key()).await.expect("get").expect("run");
     assert!(matches!(placed.status, RunStatus::Running { .. }), "{placed:?}");
@@ -212,7 +218,8 @@ async fn runs_on_a_cluster_recorded_lost_are_left_to_the_mover_and_count_no_fail
         assert_eq!((run.attempt.0, run.failures, run.status.cluster()), (1, 0, Some(&lost_key)), "{run:?}");
     }
     // The next lifecycle pass moves them (a new attempt, no failure) and places them on the peer.
-    let report = watch(&store, &emr, &livy, None, now.plus_secs(30), &config()).await.expect("pass");
+    let report =
+        watch(&store, &emr, &livy, &MemorySpecs::new(), None, now.plus_secs(30), &config()).await.expect("pass");
     assert_eq!((report.runs_moved, report.runs_placed_again), (on_lost.len() - 1, on_lost.len() - 1), "{report:?}");
     for run in runs(&store, &on_lost[1..]).await {
         assert!(matches!(run.status, RunStatus::Running { ref cluster, .. } if cluster != &lost_key), "{run:?}");
@@ -226,22 +233,26 @@ async fn a_moved_run_left_submitting_by_an_unanswering_peer_is_followed_by_a_lat
     let (now, lost_key, peer, on_lost) = lose_a_cluster_with_runs(&store, &emr, &livy).await;
     livy.set_unreachable(&peer, true);
     let moved_at = now.plus_secs(30);
-    let report = watch(&store, &emr, &livy, None, moved_at, &config()).await.expect("pass");
+    let report = watch(&store, &emr, &livy, &MemorySpecs::new(), None, moved_at, &config()).await.expect("pass");
     assert_eq!((report.runs_moved, report.runs_placed_again), (on_lost.len(), 0), "{report:?}");
     assert!(runs(&store, &on_lost).await.iter().all(|r| matches!(r.status, RunStatus::Submitting { .. })));
     livy.set_unreachable(&peer, false);
     // Within the grace the submission may still be under way: left alone.
-    watch(&store, &emr, &livy, None, moved_at.plus_secs(SUBMISSION_GRACE_SECS - 1), &config()).await.expect("pass");
+    watch(&store, &emr, &livy, &MemorySpecs::new(), None, moved_at.plus_secs(SUBMISSION_GRACE_SECS - 1), &config())
+        .await
+        .expect("pass");
     assert!(runs(&store, &on_lost).await.iter().all(|r| matches!(r.status, RunStatus::Submitting { .. })));
     // Past it, Livy saying it has no such batch supersedes each attempt; past the backoff they run.
     let followed_at = moved_at.plus_secs(SUBMISSION_GRACE_SECS);
-    watch(&store, &emr, &livy, None, followed_at, &config()).await.expect("pass");
+    watch(&store, &emr, &livy, &MemorySpecs::new(), None, followed_at, &config()).await.expect("pass");
     for run in runs(&store, &on_lost).await {
         assert!(matches!(run.status, RunStatus::Pending { .. }), "{run:?}");
         assert_eq!(run.last_outcome.and_then(|o| o.moved_off).as_ref(), Some(&lost_key));
     }
     let backoff = RetryPolicy::default().backoff_base_secs;
-    let last = watch(&store, &emr, &livy, None, followed_at.plus_secs(backoff), &config()).await.expect("pass");
+    let last = watch(&store, &emr, &livy, &MemorySpecs::new(), None, followed_at.plus_secs(backoff), &config())
+        .await
+        .expect("pass");
     assert_eq!(last.runs_placed_again, on_lost.len(), "{last:?}");
     assert!(runs(&store, &on_lost).await.iter().all(|r| matches!(r.status, RunStatus::Running { .. })));
 }
@@ -258,11 +269,11 @@ async fn a_rotated_cluster_drains_and_is_terminated_only_when_empty() {
     assert!(store.active_runs().await.expect("active").iter().any(|r| r.status.cluster() == Some(&old.key)));
     // Past its age: the replacement launches; the old one keeps serving until it is ready.
     let later = old.rotate_after.plus_secs(1);
-    let r = rotate(&store, &emr, &livy, later, &config()).await.expect("rotate");
+    let r = rotate(&store, &emr, &livy, &MemorySpecs::new(), later, &config()).await.expect("rotate");
     assert_eq!((r.launched.len(), r.drained.len()), (1, 0), "{r:?}");
     // Once the replacement is ready, the old cluster drains; it is not terminated while runs are on it.
     settle(&store, &emr, &livy, later).await;
-    let r = rotate(&store, &emr, &livy, later.plus_secs(60), &config()).await.expect("rotate");
+    let r = rotate(&store, &emr, &livy, &MemorySpecs::new(), later.plus_secs(60), &config()).await.expect("rotate");
     assert!(r.terminated.is_empty(), "runs are still on it: {r:?}");
     let clusters = store.list_clusters().await.expect("list");
     let state_of = |key: &norris_model::ClusterKey| clusters.iter().find(|c| &c.key == key).map(|c| c.state.clone());
@@ -270,7 +281,7 @@ async fn a_rotated_cluster_drains_and_is_terminated_only_when_empty() {
     assert_eq!(clusters.iter().filter(|c| c.state == ClusterState::Ready).count(), 1, "the replacement serves");
     // Past the drain deadline, the runs move and the old cluster goes.
     let past = later.plus_secs(60 + config().drain_secs.max(config().terminate_settle_secs) + 1);
-    let r = rotate(&store, &emr, &livy, past, &config()).await.expect("rotate");
+    let r = rotate(&store, &emr, &livy, &MemorySpecs::new(), past, &config()).await.expect("rotate");
     assert!(r.runs_moved > 0 && r.terminated == vec![old.key.to_string()], "{r:?}");
     assert!(store.active_runs().await.expect("active").iter().all(|r| r.status.cluster() != Some(&old.key)));
     let old_emr = emr.clusters().into_iter().find(|c| Some(&c.id) == old.emr_cluster_id.as_ref()).expect("emr");
@@ -289,7 +300,9 @@ async fn malformed_cluster_events_touch_nothing() {
         json!({"source": "aws.ec2", "detail-type": "EC2 Spot Instance Interruption Warning", "detail": {}}),
         json!("not an object"),
     ] {
-        let err = handle_watcher_event(&store, &emr, &livy, &clock, &config(), &event).await.expect_err("refused");
+        let err = handle_watcher_event(&store, &emr, &livy, &MemorySpecs::new(), &clock, &config(), &event)
+            .await
+            .expect_err("refused");
         assert!(err.to_string().starts_with("rejected event"), "{err}");
     }
     assert!(store.list_clusters().await.expect("list").is_empty(), "no pass ran: nothing launched");
@@ -312,10 +325,10 @@ async fn a_draining_cluster_running_a_group_is_terminated_only_once_the_group_le
     assert_eq!(group.status.cluster(), Some(&old.key), "{group:?}");
 
     let later = old.rotate_after.plus_secs(1);
-    rotate(&store, &emr, &livy, later, &config()).await.expect("rotate");
+    rotate(&store, &emr, &livy, &MemorySpecs::new(), later, &config()).await.expect("rotate");
     settle(&store, &emr, &livy, later).await;
     let settled_past = later.plus_secs(60 + config().terminate_settle_secs + 1);
-    let r = rotate(&store, &emr, &livy, settled_past, &config()).await.expect("rotate");
+    let r = rotate(&store, &emr, &livy, &MemorySpecs::new(), settled_past, &config()).await.expect("rotate");
     assert!(r.terminated.is_empty(), "a group is still on it: {r:?}");
 
     // The group's application finishes; the next tick settles and commits it; the cluster goes.
@@ -345,6 +358,7 @@ async fn a_draining_cluster_running_a_group_is_terminated_only_once_the_group_le
     store.put_group_result(&result).await.expect("result");
     grouped_tick(&store, &livy, &specs, settled_past, &scheduler()).await.expect("tick");
     assert!(store.open_groups().await.expect("open").iter().all(|g| g.status.cluster() != Some(&old.key)));
-    let r = rotate(&store, &emr, &livy, settled_past.plus_secs(60), &config()).await.expect("rotate");
+    let r =
+        rotate(&store, &emr, &livy, &MemorySpecs::new(), settled_past.plus_secs(60), &config()).await.expect("rotate");
     assert_eq!(r.terminated, vec![old.key.to_string()], "{r:?}");
 }

@@ -3,6 +3,7 @@
 //! committed one by one, through concurrent ticks, a tick that died mid-cut, partial failures and
 //! a lost cluster.
 
+use norris_control::clusters::{migrate, Failover, LifecycleConfig};
 use norris_control::grouped::grouped_tick;
 use norris_control::{SchedulerConfig, TickReport};
 use norris_model::{
@@ -17,6 +18,12 @@ const LIVY: &str = "http://livy-a";
 
 fn config() -> SchedulerConfig {
     SchedulerConfig { table_prefix: "t".into(), definition_sweep_secs: 86_400, max_due_per_tick: 100 }
+}
+
+fn lifecycle(failover: Failover) -> LifecycleConfig {
+    let env = [("NORRIS_TABLE_PREFIX", "t"), ("NORRIS_DEPLOYMENT", "t")];
+    let env = env.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    LifecycleConfig { failover, ..LifecycleConfig::from_env_map(&env).expect("config") }
 }
 
 fn job(id: &str) -> Value {
@@ -303,8 +310,24 @@ async fn a_group_on_a_lost_cluster_runs_again_on_another_without_a_failure() {
     lost.state = ClusterState::Lost { reason: "spot interruption".into(), at: w(1).plus_secs(10) };
     world.store.update_cluster(&lost).await.expect("lost");
 
+    // The tick leaves it to the mover: no failure, no new attempt.
     let r = world.tick(w(1).plus_secs(20)).await;
-    assert_eq!(r.runs_submitted, 1, "placed and submitted again in the same tick");
+    assert_eq!((r.runs_submitted, r.runs_retried, r.runs_failed), (0, 0, 0));
+    assert_eq!(world.open().await.remove(0), group, "the tick does not touch a group on a cluster being left");
+
+    // The baseline's policy waits for a replacement; norris's moves it at once.
+    let waiting = Failover::WaitForReplacement;
+    let r =
+        migrate(&world.store, &world.livy, &world.specs, w(1).plus_secs(30), &lifecycle(waiting)).await.expect("pass");
+    assert_eq!(r.groups_moved, 0, "no cluster became ready after the loss");
+    let r = migrate(&world.store, &world.livy, &world.specs, w(1).plus_secs(30), &lifecycle(Failover::Warm))
+        .await
+        .expect("pass");
+    assert_eq!((r.groups_moved, r.groups_placed_again), (1, 1), "moved and submitted again in one pass");
+    let again = migrate(&world.store, &world.livy, &world.specs, w(1).plus_secs(40), &lifecycle(Failover::Warm))
+        .await
+        .expect("pass");
+    assert_eq!((again.groups_moved, again.groups_placed_again), (0, 0), "a second pass finds nothing to do");
     let moved = world.open().await.remove(0);
     assert_eq!(moved.attempt, Attempt(2));
     assert_eq!(moved.members[0].failures, 0, "the loss of a cluster is no failure of the window");

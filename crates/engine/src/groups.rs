@@ -4,11 +4,12 @@
 //! per-window rules are the ones runs follow (`cut_windows`, `judge_result`, contiguous
 //! watermarks), so a group keeps every per-window promise.
 //!
-//! Used by the grouped tick (`norris_control::grouped`), which the scheduler Lambda does not run
-//! yet (the plan's later increments).
+//! Used by the grouped tick (`norris_control::grouped`, what the scheduler Lambda runs) and by
+//! the lifecycle passes that move groups off clusters being left.
 
 use crate::runs::{
     judge_batch, judge_result, livy_submission, retry_or_give_up_after, window_spec, BatchVerdict, Placed, RunStep,
+    SUBMISSION_GRACE_SECS,
 };
 use crate::windows::cut_windows;
 use norris_model::{
@@ -198,9 +199,11 @@ pub enum GroupStep {
     },
 }
 
-/// The Livy batch name of a group attempt: unique per attempt, found by name like a run's.
+/// The Livy batch name of a group attempt: unique per attempt, found by name like a run's. The
+/// key's `/` become `-` (a name is a path segment of Livy's `GET /batches/{name}`); still unique,
+/// since the key's four trailing parts are numbers and a size class holds no `/`.
 pub fn group_batch_name(group: &Group) -> String {
-    format!("norris-group-{}-a{}", group.key, group.attempt)
+    format!("norris-group-{}-a{}", group.key.to_string().replace('/', "-"), group.attempt)
 }
 
 /// How long a group attempt may run: the longest `retry.attempt_timeout_secs` of the jobs it
@@ -303,6 +306,44 @@ pub fn supersede_group(
     next
 }
 
+/// Whether the group was moved off a cluster and waits to be placed again, so the lifecycle
+/// passes (every minute) place it rather than the scheduler's next tick (warm failover): pending
+/// and due, with the moved-off mark (the pass that moved it may have died before placing it, or
+/// its submission failed and the backoff is over). Unlike a run, a group still submitting past
+/// the grace is left to the tick's follow, which finds its batch or ends the attempt.
+pub fn group_awaits_failover(group: &Group, now: UnixTime) -> bool {
+    matches!(group.status, GroupStatus::Pending { not_before } if not_before <= now)
+        && group.to_do().next().is_some()
+        && group.last_outcome.as_ref().is_some_and(|o| o.moved_off.is_some())
+}
+
+/// Whether a moved group's placement was recorded more than the submission grace ago, so the
+/// pass that placed it died or its call failed: if Livy has no batch of it, the lifecycle pass
+/// places it again ([`resubmit_moved_group`]) rather than leaving it to the scheduler's next tick.
+pub fn moved_group_stalled(group: &Group, now: UnixTime) -> bool {
+    matches!(group.status, GroupStatus::Submitting { since, .. } if since.secs() + SUBMISSION_GRACE_SECS <= now.secs())
+        && group.last_outcome.as_ref().is_some_and(|o| o.moved_off.is_some())
+}
+
+/// A stalled moved group (see [`moved_group_stalled`]) Livy has no batch of: its attempt never
+/// started, so a new one, pending at once, no failure counted, still marked as moved (it is
+/// warm failover's until it runs).
+pub fn resubmit_moved_group(group: &Group, now: UnixTime) -> Group {
+    let moved_off = group.last_outcome.as_ref().and_then(|o| o.moved_off.clone());
+    let summary = format!("attempt {}: its submission never reached Livy", group.attempt);
+    supersede_group(group, summary, moved_off, now, now)
+}
+
+/// A placed group moved off `cluster` (lost, or drained past its deadline): a new attempt,
+/// pending at once, no failure counted. `None` when the group is not on that cluster.
+pub fn move_group(group: &Group, cluster: &ClusterKey, why: &str, now: UnixTime) -> Option<Group> {
+    if group.status.cluster() != Some(cluster) {
+        return None;
+    }
+    let summary = format!("moved off cluster {cluster}: {why}");
+    Some(supersede_group(group, summary, Some(cluster.clone()), now, now))
+}
+
 /// The spec of a group attempt (`livy-jobs/README.md`, "Groups"): its members still to do, each a
 /// window's run spec under the group's attempt, with its job's accepted schema (`schemas`). A
 /// member whose job has no extraction definition here is left out; the attempt's result then has
@@ -333,8 +374,12 @@ pub fn group_spec(
 /// The Livy submission of a group attempt whose spec the control plane wrote to `spec_uri`, with
 /// the cohort's Livy settings (its jobs share them: the settings are part of the cohort).
 pub fn group_submission(group: &Group, livy: &LivyBatchSpec, spec_uri: &str) -> BatchSubmission {
-    let tag = format!("norris-group-{}-a{}", group.key.to_string().replace('/', "-"), group.attempt);
-    livy_submission(livy, group_batch_name(group), tag, vec!["--group-spec-uri".into(), spec_uri.into()])
+    livy_submission(
+        livy,
+        group_batch_name(group),
+        group_batch_name(group),
+        vec!["--group-spec-uri".into(), spec_uri.into()],
+    )
 }
 
 /// What folding a shard's groups into it changes.
@@ -600,7 +645,7 @@ mod tests {
             None,
         );
         assert_eq!(step, GroupStep::Wait, "running: followed by name from its placement, nothing to write");
-        assert_eq!(group_batch_name(&group), "norris-group-small/300/60/0/1-a1");
+        assert_eq!(group_batch_name(&group), "norris-group-small-300-60-0-1-a1", "no / in a URL path segment");
         // The slowest member's timeout bounds the group: 3600 s for `a`, 7200 s for `b`.
         let running = obs(7, norris_model::BatchPhase::Running);
         assert_eq!(group_attempt_timeout_secs(&group, &policies), 7200);
@@ -660,7 +705,7 @@ mod tests {
         assert_eq!(members[1]["accepted_schema"][0]["name"], "id");
         assert!(members[0]["accepted_schema"].is_null());
         let submission = group_submission(&group, &a.livy, "s3://code/norris/groups/small-300-60-0-1-a3.json");
-        assert_eq!(submission.name, "norris-group-small/300/60/0/1-a3");
+        assert_eq!(submission.name, "norris-group-small-300-60-0-1-a3");
         assert_eq!(
             submission.args[..2],
             ["--group-spec-uri".to_string(), "s3://code/norris/groups/small-300-60-0-1-a3.json".into()]

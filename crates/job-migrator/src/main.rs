@@ -1,5 +1,5 @@
-//! The job migrator Lambda: on norris's own events and its schedule, moves unfinished runs off lost
-//! and drained clusters (their attempt bumped, so the old one can never publish) and places them
+//! The job migrator Lambda: on norris's own events and its schedule, moves unfinished runs and
+//! groups off lost and drained clusters (their attempt bumped, so the old one can never publish) and places them
 //! again at once (`norris_control::clusters::migrate`).
 
 // The lifecycle pass is one deeply nested future (watch → plan → place → follow).
@@ -20,9 +20,10 @@ async fn main() -> Result<(), Error> {
     let prefix = TableNames::with_prefix(&config.scheduler.table_prefix);
     let store = DynamoStore::new(norris_dynamo::client_from_env().await, prefix);
     let livy = LivyClient::new(RetryPolicy::default())?;
-    let (store, livy, config) = (&store, &livy, &config);
+    let specs = norris_s3::S3Specs::from_env().await?;
+    let (store, livy, specs, config) = (&store, &livy, &specs, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handle_migrator_event(store, livy, &SystemClock, config, &event.payload).await.map_err(Error::from)
+        handle_migrator_event(store, livy, specs, &SystemClock, config, &event.payload).await.map_err(Error::from)
     }))
     .await
 }

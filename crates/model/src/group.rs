@@ -4,8 +4,9 @@
 //! per window, or per job and window, costs $5.40 a month per write for 1,000 jobs on a 5-minute
 //! interval; these keep the cost per window to a few dozen bytes written.
 //!
-//! Used by the grouped tick (`norris_control::grouped`), which the scheduler Lambda does not run
-//! yet (the plan's later increments).
+//! Used by the grouped tick (`norris_control::grouped`), which the scheduler Lambda runs (the
+//! per-window ledger is still there for the CLI's tick and the local demo; its removal is the
+//! plan's last increment).
 
 use crate::ids::{Attempt, JobId, SizeClass, Version};
 use crate::job::{ExtractionSpec, Validity};

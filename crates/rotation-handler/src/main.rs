@@ -22,9 +22,10 @@ async fn main() -> Result<(), Error> {
     let store = DynamoStore::new(norris_dynamo::client_from_env().await, prefix);
     let emr = EmrClient::from_env().await?;
     let livy = LivyClient::new(RetryPolicy::default())?;
-    let (store, emr, livy, config) = (&store, &emr, &livy, &config);
+    let specs = norris_s3::S3Specs::from_env().await?;
+    let (store, emr, livy, specs, config) = (&store, &emr, &livy, &specs, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handle_rotation_event(store, emr, livy, &SystemClock, config, &event.payload).await.map_err(Error::from)
+        handle_rotation_event(store, emr, livy, specs, &SystemClock, config, &event.payload).await.map_err(Error::from)
     }))
     .await
 }

@@ -39,6 +39,9 @@ pub async fn client_from_env() -> aws_sdk_s3::Client {
 /// from the message alone.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecUriError {
+    /// The setting is missing from the environment.
+    #[error("{SPEC_URI_VAR} is not set: it names where group specs are written (s3://<bucket>/<prefix>/; the stack sets it)")]
+    Missing,
     /// The URI does not start with `s3://`.
     #[error("the spec URI {uri:?} must start with s3:// (s3://<bucket>/<prefix>/)")]
     NotS3 {
@@ -80,6 +83,13 @@ pub struct S3Specs {
 }
 
 impl S3Specs {
+    /// Specs where `NORRIS_SPEC_URI` says, with a client from the environment: what each Lambda
+    /// builds at start, so a missing or bad setting stops it before any event is handled.
+    pub async fn from_env() -> Result<S3Specs, SpecUriError> {
+        let uri = std::env::var(SPEC_URI_VAR).map_err(|_| SpecUriError::Missing)?;
+        S3Specs::from_uri(client_from_env().await, &uri)
+    }
+
     /// Specs under `uri`, `s3://<bucket>/<prefix>`: the bucket must be a valid S3 bucket name;
     /// the prefix may be empty (the bucket's root) and is read as a folder, so `s3://b/specs`
     /// and `s3://b/specs/` both write `specs/<name>.json`.

@@ -678,6 +678,10 @@ impl World {
         if self.trace.len() == TRACE_LINES {
             self.trace.pop_front();
         }
+        // Debugging a seed: NORRIS_SIM_ECHO=1 prints the world's whole log, not only the trace's tail.
+        if std::env::var_os("NORRIS_SIM_ECHO").is_some() {
+            eprintln!("t+{}s {line}", now - T0.0);
+        }
         self.trace.push_back(format!("t+{}s {line}", now - T0.0));
     }
 
@@ -1062,41 +1066,40 @@ impl World {
             .iter()
             .zip(&deliveries)
             .map(|(store, delivery)| {
-                let future: Boxed<'_> =
-                    match delivery.0.clone() {
-                        Delivery::Tick => Box::pin(async move {
-                            let tick = match ledger {
-                                Ledger::Runs => scheduler_tick(store, livy, at, &lifecycle.scheduler).await,
-                                Ledger::Grouped => grouped_tick(store, livy, specs, at, &lifecycle.scheduler).await,
-                            };
-                            let failed = tick.as_ref().map_or(true, |r| !r.failures.is_empty());
-                            let line = match tick {
-                                Ok(r) => format!(
-                                    "tick: due {} cut {} submitted {} published {} committed {} retried {} failed {} \
+                let future: Boxed<'_> = match delivery.0.clone() {
+                    Delivery::Tick => Box::pin(async move {
+                        let tick = match ledger {
+                            Ledger::Runs => scheduler_tick(store, livy, at, &lifecycle.scheduler).await,
+                            Ledger::Grouped => grouped_tick(store, livy, specs, at, &lifecycle.scheduler).await,
+                        };
+                        let failed = tick.as_ref().map_or(true, |r| !r.failures.is_empty());
+                        let line = match tick {
+                            Ok(r) => format!(
+                                "tick: due {} cut {} submitted {} published {} committed {} retried {} failed {} \
                                  waiting {} conflicts {} errors {}",
-                                    r.jobs_due,
-                                    r.windows_cut,
-                                    r.runs_submitted,
-                                    r.runs_published,
-                                    r.windows_committed,
-                                    r.runs_retried,
-                                    r.runs_failed,
-                                    r.runs_waiting_for_a_cluster,
-                                    r.conflicts,
-                                    r.failures.len()
-                                ),
-                                Err(e) => format!("tick failed: {e}"),
-                            };
-                            Handled { line, drained: 0, quiet: false, failed }
-                        }),
-                        Delivery::Watch(signal) => Box::pin(async move {
-                            let result = watch(store, emr, livy, signal.as_ref(), at, lifecycle).await;
-                            describe_lifecycle(&format!("watch {signal:?}"), result)
-                        }),
-                        Delivery::Rotate => Box::pin(async move {
-                            describe_lifecycle("rotate", rotate(store, emr, livy, at, lifecycle).await)
-                        }),
-                    };
+                                r.jobs_due,
+                                r.windows_cut,
+                                r.runs_submitted,
+                                r.runs_published,
+                                r.windows_committed,
+                                r.runs_retried,
+                                r.runs_failed,
+                                r.runs_waiting_for_a_cluster,
+                                r.conflicts,
+                                r.failures.len()
+                            ),
+                            Err(e) => format!("tick failed: {e}"),
+                        };
+                        Handled { line, drained: 0, quiet: false, failed }
+                    }),
+                    Delivery::Watch(signal) => Box::pin(async move {
+                        let result = watch(store, emr, livy, specs, signal.as_ref(), at, lifecycle).await;
+                        describe_lifecycle(&format!("watch {signal:?}"), result)
+                    }),
+                    Delivery::Rotate => Box::pin(async move {
+                        describe_lifecycle("rotate", rotate(store, emr, livy, specs, at, lifecycle).await)
+                    }),
+                };
                 Invocation { future, crashed: store.crashed.clone() }
             })
             .collect();
@@ -1555,7 +1558,7 @@ fn describe_lifecycle(what: &str, result: Result<ClusterReport, norris_control::
         Ok(r) => {
             let line = format!(
                 "{what}: ready {:?} lost {:?} launched {:?} drained {:?} terminated {:?} moved {} placed {} \
-                 orphans {:?} failures {}",
+                 groups moved {} placed {} orphans {:?} failures {}",
                 r.became_ready,
                 r.lost,
                 r.launched,
@@ -1563,6 +1566,8 @@ fn describe_lifecycle(what: &str, result: Result<ClusterReport, norris_control::
                 r.terminated,
                 r.runs_moved,
                 r.runs_placed_again,
+                r.groups_moved,
+                r.groups_placed_again,
                 r.orphans_terminated,
                 r.failures.len()
             );
