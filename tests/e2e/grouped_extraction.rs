@@ -20,7 +20,7 @@ use norris_model::{
     Attempt, Cluster, ClusterKey, ClusterState, CohortKey, Group, GroupKey, GroupStatus, JobId, MemberState, Shard,
     SizeClass, UnixTime, Version,
 };
-use norris_ports::{Clock, FileSpecs, GroupStore, StateStore, SystemClock};
+use norris_ports::{BatchService, Clock, FileSpecs, GroupStore, StateStore, SystemClock};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -453,6 +453,9 @@ async fn a_cohorts_windows_run_one_batch_per_group_attempt_a_failed_member_again
     let expected: BTreeSet<String> = JOBS.iter().map(|j| key(j, w0)).collect();
     assert_eq!(first.keys().cloned().collect::<BTreeSet<_>>(), expected);
     assert!(first.values().all(|m| m["accepted_schema"].is_null()), "no schema accepted yet: {spec}");
+    // Found by its name, as the follow step and a lost submission's adoption look it up.
+    let found = BatchService::find(&world.livy, &world.standin.endpoint, &group_batch_name(&group)).await?;
+    assert!(found.is_some(), "the group's batch is found by name");
     world
         .tick_until("the first attempt ended", || async {
             Ok(world.group(&group.key).await?.attempt != Attempt::FIRST)

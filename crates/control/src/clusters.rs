@@ -20,7 +20,7 @@ use norris_engine::clusters::{
     awaits_failover, doom, may_terminate, move_run, must_move_runs, needs_livy_probe, observe_cluster, orphans,
     plan_pool, rotate_early, PoolDecision,
 };
-use norris_engine::groups::{group_batch_name, move_group};
+use norris_engine::groups::{group_awaits_failover, group_batch_name, move_group, moved_group_stalled};
 use norris_model::{Cluster, ClusterKey, ClusterState, LaunchRequest, PoolDefinition, UnixTime, Version};
 use norris_ports::{BatchService, EmrError, EmrService, GroupStore, SpecStore, StateStore, StoreError, WriteError};
 use serde::Serialize;
@@ -126,6 +126,10 @@ pub struct ClusterReport {
     pub groups_moved: usize,
     /// Group attempts placed and submitted again in this pass (warm failover).
     pub groups_placed_again: usize,
+    /// Moved groups not running again yet, as the pool planning found them (`None`: not
+    /// looked at in this pass, so placing reads the open groups itself).
+    #[serde(skip)]
+    pub groups_waiting: Option<usize>,
     /// EMR clusters terminated as orphans (ids).
     pub orphans_terminated: Vec<String>,
     /// Conditional writes lost to another writer (that writer's decision stands).
@@ -491,6 +495,8 @@ pub async fn plan_pools<S: StateStore + GroupStore, E: EmrService>(
     // Groups hold a batch slot like runs: a cluster running one is not terminated under it, and
     // a pool with one to run has work.
     let groups = store.open_groups().await?;
+    let waiting = groups.iter().filter(|g| group_awaits_failover(g, now) || moved_group_stalled(g, now)).count();
+    report.groups_waiting = Some(waiting);
     for cluster in groups.iter().filter_map(|g| g.status.cluster()) {
         *runs_on.entry(cluster).or_default() += 1;
     }
@@ -597,10 +603,12 @@ async fn place_moved<S: StateStore + GroupStore, B: BatchService, P: SpecStore>(
     config: &LifecycleConfig,
     report: &mut ClusterReport,
 ) -> Result<(), LifecycleError> {
-    // Groups first: one read of the open groups when none waits.
-    let mut tick = TickReport { now: now.secs(), ..TickReport::default() };
-    report.groups_placed_again += place_moved_groups(store, livy, specs, now, &config.scheduler, &mut tick).await?;
-    report.failures.extend(tick.failures.into_iter().map(|f| format!("{}: {}", f.job_id, f.error)));
+    // Groups first, when some were moved or wait (or nobody looked: the migrator's pass).
+    if report.groups_moved > 0 || report.groups_waiting != Some(0) {
+        let mut tick = TickReport { now: now.secs(), ..TickReport::default() };
+        report.groups_placed_again += place_moved_groups(store, livy, specs, now, &config.scheduler, &mut tick).await?;
+        report.failures.extend(tick.failures.into_iter().map(|f| format!("{}: {}", f.job_id, f.error)));
+    }
     if report.runs_moved == 0 && report.moved_waiting == 0 {
         return Ok(());
     }

@@ -114,7 +114,8 @@ impl World {
                     rows_written: 10,
                     checks: vec![],
                     schema_json: r#"[{"name":"id","type":"bigint","nullable":false}]"#.into(),
-                    schema_verdict: "first".into(),
+                    // As extract.py judges it: the first schema of a job, then unchanged.
+                    schema_verdict: if m["accepted_schema"].is_null() { "first" } else { "unchanged" }.into(),
                     schema_change: if outcome == AttemptOutcome::Quarantined {
                         "column price changed type from int to string".into()
                     } else {
@@ -200,6 +201,18 @@ async fn a_failed_member_is_retried_alone_and_holds_only_its_own_jobs_watermark(
     assert_eq!(r.runs_published, 1);
     assert_eq!(world.watermark("payments").await, w(1));
     assert!(world.open().await.is_empty());
+
+    // With schemas accepted (nothing for the shard to note), a published member still commits
+    // in the tick that saw it, not when the shard is next due.
+    world.tick(w(2)).await;
+    let group = world.open().await.remove(0);
+    world
+        .finish(&group, |job| if job == "payments" { AttemptOutcome::Failed } else { AttemptOutcome::Succeeded })
+        .await;
+    let r = world.tick(w(2).plus_secs(30)).await;
+    assert_eq!((r.runs_published, r.runs_retried), (1, 1));
+    assert_eq!(world.watermark("orders").await, w(2), "the published member commits at once");
+    assert_eq!(world.watermark("payments").await, w(1));
 }
 
 #[tokio::test]

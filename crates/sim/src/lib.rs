@@ -1558,7 +1558,7 @@ fn describe_lifecycle(what: &str, result: Result<ClusterReport, norris_control::
         Ok(r) => {
             let line = format!(
                 "{what}: ready {:?} lost {:?} launched {:?} drained {:?} terminated {:?} moved {} placed {} \
-                 groups moved {} placed {} orphans {:?} failures {}",
+                 groups moved {} placed {} orphans {:?} failures {:?}",
                 r.became_ready,
                 r.lost,
                 r.launched,
@@ -1569,9 +1569,10 @@ fn describe_lifecycle(what: &str, result: Result<ClusterReport, norris_control::
                 r.groups_moved,
                 r.groups_placed_again,
                 r.orphans_terminated,
-                r.failures.len()
+                r.failures
             );
-            let quiet = r == ClusterReport::default();
+            // What a pass found waiting is no write.
+            let quiet = ClusterReport { groups_waiting: None, ..r.clone() } == ClusterReport::default();
             Handled { line, drained: r.drained.len() as u64, quiet, failed: !r.failures.is_empty() }
         }
         Err(e) => Handled { line: format!("{what} failed: {e}"), drained: 0, quiet: false, failed: true },
