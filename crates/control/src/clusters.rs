@@ -13,6 +13,7 @@
 //!   never publish, before it is placed anywhere else.
 
 use crate::config::{number, ConfigError};
+use crate::follow::won;
 use crate::grouped::place_moved_groups;
 use crate::scheduler::{follow_and_commit, FollowScope, TickError, TickReport};
 use crate::SchedulerConfig;
@@ -388,75 +389,63 @@ fn why_leaving(cluster: &Cluster) -> String {
     }
 }
 
-/// Moves every unfinished run off clusters that are lost or drained past their deadline: kills
-/// its batch where Livy still answers, bumps its attempt and makes it pending. Returns how many
-/// moved.
-pub async fn move_runs<S: StateStore, B: BatchService>(
+/// Moves the work off clusters that are lost or drained past their deadline: every unfinished run
+/// and every placed group there gets its batch killed where Livy still answers, then a new
+/// attempt (which fences the old one), pending, no failure counted. Counts what moved in
+/// `report`.
+pub async fn move_work<S: StateStore + GroupStore, B: BatchService>(
     store: &S,
     livy: &B,
     now: UnixTime,
     failover: Failover,
     report: &mut ClusterReport,
-) -> Result<usize, StoreError> {
+) -> Result<(), StoreError> {
     let clusters = store.list_clusters().await?;
     let leaving = leaving_clusters(&clusters, now, failover);
     if leaving.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
-    let mut moved = 0;
+    let on_leaving = |placed: Option<&ClusterKey>| leaving.iter().copied().find(|c| placed == Some(&c.key));
     for run in store.active_runs().await? {
-        let Some(cluster) = leaving.iter().find(|c| run.status.cluster() == Some(&c.key)) else { continue };
-        let why = why_leaving(cluster);
-        if let (ClusterState::Draining { .. }, Some(endpoint)) = (&cluster.state, cluster.livy_endpoint.as_deref()) {
-            kill_batch(livy, endpoint, &norris_engine::runs::batch_name(&run), &run.key().to_string()).await;
-        }
-        let Some(next) = move_run(&run, &cluster.key, &why, now) else { continue };
-        match store.update_run(&next).await {
-            Ok(_) => {
-                tracing::info!(run = %run.key(), from = %cluster.key, attempt = %next.attempt, "run moved");
-                moved += 1;
-            }
-            Err(WriteError::Conflict { .. }) => report.conflicts += 1,
-            Err(WriteError::Store(e)) => report.failures.push(format!("moving {}: {e}", run.key())),
+        let Some(cluster) = on_leaving(run.status.cluster()) else { continue };
+        kill_if_draining(livy, cluster, &norris_engine::runs::batch_name(&run), &run.key().to_string()).await;
+        let Some(next) = move_run(&run, &cluster.key, &why_leaving(cluster), now) else { continue };
+        if moved(store.update_run(&next).await, &format!("run {}", run.key()), &cluster.key, report) {
+            report.runs_moved += 1;
         }
     }
-    report.runs_moved += moved;
-    Ok(moved)
+    for group in store.open_groups().await? {
+        let Some(cluster) = on_leaving(group.status.cluster()) else { continue };
+        let what = format!("group {}", group.key);
+        kill_if_draining(livy, cluster, &group_batch_name(&group), &what).await;
+        let Some(next) = move_group(&group, &cluster.key, &why_leaving(cluster), now) else { continue };
+        if moved(store.update_group(&next).await, &what, &cluster.key, report) {
+            report.groups_moved += 1;
+        }
+    }
+    Ok(())
 }
 
-/// Moves every placed group off clusters that are lost or drained past their deadline, by the
-/// runs' rule (`move_runs`): kills its batch where Livy still answers, then a new attempt,
-/// pending, no failure counted. Returns how many moved.
-pub async fn move_groups<S: StateStore + GroupStore, B: BatchService>(
-    store: &S,
-    livy: &B,
-    now: UnixTime,
-    failover: Failover,
-    report: &mut ClusterReport,
-) -> Result<usize, StoreError> {
-    let clusters = store.list_clusters().await?;
-    let leaving = leaving_clusters(&clusters, now, failover);
-    if leaving.is_empty() {
-        return Ok(0);
-    }
-    let mut moved = 0;
-    for group in store.open_groups().await? {
-        let Some(cluster) = leaving.iter().find(|c| group.status.cluster() == Some(&c.key)) else { continue };
-        if let (ClusterState::Draining { .. }, Some(endpoint)) = (&cluster.state, cluster.livy_endpoint.as_deref()) {
-            kill_batch(livy, endpoint, &group_batch_name(&group), &format!("group {}", group.key)).await;
+/// Whether a move's versioned update won (a conflict means another pass moved it first).
+fn moved<T>(written: Result<T, WriteError<T>>, what: &str, from: &ClusterKey, report: &mut ClusterReport) -> bool {
+    match won(written, &mut report.conflicts) {
+        Ok(Some(_)) => {
+            tracing::info!(what, from = %from, "moved off a cluster being left");
+            true
         }
-        let Some(next) = move_group(&group, &cluster.key, &why_leaving(cluster), now) else { continue };
-        match store.update_group(&next).await {
-            Ok(_) => {
-                tracing::info!(group = %group.key, from = %cluster.key, attempt = %next.attempt, "group moved");
-                moved += 1;
-            }
-            Err(WriteError::Conflict { .. }) => report.conflicts += 1,
-            Err(WriteError::Store(e)) => report.failures.push(format!("moving group {}: {e}", group.key)),
+        Ok(None) => false,
+        Err(e) => {
+            report.failures.push(format!("moving {what}: {e}"));
+            false
         }
     }
-    report.groups_moved += moved;
-    Ok(moved)
+}
+
+/// On a draining cluster (its Livy still answers), kills the batch of work being moved off it.
+async fn kill_if_draining<B: BatchService>(livy: &B, cluster: &Cluster, name: &str, what: &str) {
+    if let (ClusterState::Draining { .. }, Some(endpoint)) = (&cluster.state, cluster.livy_endpoint.as_deref()) {
+        kill_batch(livy, endpoint, name, what).await;
+    }
 }
 
 /// Kills the batch `name` where Livy still answers (best effort: its attempt is fenced anyway).
@@ -647,8 +636,7 @@ pub async fn watch<S: StateStore + GroupStore, E: EmrService, B: BatchService, P
     }
     let pools = valid_pools(store).await?;
     observe_clusters(store, emr, livy, &pools, now, config, &mut report).await?;
-    move_runs(store, livy, now, config.failover, &mut report).await?;
-    move_groups(store, livy, now, config.failover, &mut report).await?;
+    move_work(store, livy, now, config.failover, &mut report).await?;
     plan_pools(store, emr, &pools, now, config, &mut report).await?;
     place_moved(store, livy, specs, now, config, &mut report).await?;
     Ok(report)
@@ -679,8 +667,7 @@ pub async fn migrate<S: StateStore + GroupStore, B: BatchService, P: SpecStore>(
     config: &LifecycleConfig,
 ) -> Result<ClusterReport, LifecycleError> {
     let mut report = ClusterReport::default();
-    move_runs(store, livy, now, config.failover, &mut report).await?;
-    move_groups(store, livy, now, config.failover, &mut report).await?;
+    move_work(store, livy, now, config.failover, &mut report).await?;
     place_moved(store, livy, specs, now, config, &mut report).await?;
     Ok(report)
 }

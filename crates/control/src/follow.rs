@@ -202,6 +202,12 @@ pub(crate) fn won<T>(written: Result<T, WriteError<T>>, conflicts: &mut usize) -
     }
 }
 
+/// Each valid pool's batch slots per cluster, by size class (placement's capacity).
+pub(crate) async fn batch_slots<S: StateStore>(store: &S) -> Result<HashMap<SizeClass, u32>, StoreError> {
+    let pools = store.list_pools().await?;
+    Ok(pools.into_iter().filter_map(|p| p.parsed.ok()).map(|p| (p.size_class, p.max_concurrent_batches)).collect())
+}
+
 /// Writes `next` over `run`; `Ok(None)` when another invocation wrote first.
 async fn write_run<S: StateStore>(store: &S, next: &Run, report: &mut TickReport) -> Result<Option<Run>, StoreError> {
     won(store.update_run(next).await, &mut report.conflicts)

@@ -25,7 +25,7 @@
 //! `runs_submitted`, `runs_retried` and `runs_waiting_for_a_cluster` count group attempts.
 
 use crate::config::SchedulerConfig;
-use crate::follow::{at_once, endpoint_of, won, DEFAULT_BATCH_SLOTS};
+use crate::follow::{at_once, batch_slots, endpoint_of, won, DEFAULT_BATCH_SLOTS};
 use crate::scheduler::{finish_tick, note_invalid, verdict, JobFailure, SchedulerError, TickError, TickReport};
 use norris_engine::clusters::must_move_runs;
 use norris_engine::groups::{
@@ -68,16 +68,9 @@ impl Ledger {
     /// Reads what the steps need: the clusters, the pools' batch slots and the definitions of `jobs`.
     async fn read<S: StateStore>(store: &S, jobs: &[JobId], config: &SchedulerConfig) -> Result<Ledger, StoreError> {
         let definitions = store.get_job_definitions(jobs).await?.into_iter().map(|r| (r.key.clone(), r)).collect();
-        let slots = store
-            .list_pools()
-            .await?
-            .into_iter()
-            .filter_map(|p| p.parsed.ok())
-            .map(|p| (p.size_class, p.max_concurrent_batches))
-            .collect();
         Ok(Ledger {
+            slots: batch_slots(store).await?,
             clusters: store.list_clusters().await?,
-            slots,
             definitions,
             results_table: format!("{}-results", config.table_prefix),
         })
@@ -546,9 +539,10 @@ async fn apply_group_step<S: GroupStore, B: BatchService>(
             } else {
                 note = ShardNotes::default();
             }
-            // A superseded attempt may still run: kill it where Livy answers (best effort; even
-            // if it lives on, it can never publish).
-            if let (Some(endpoint), Some(b)) = (ledger.endpoint(&cluster), batch.as_ref()) {
+            // An attempt that ended without a result (timed out, vanished) may still run: kill
+            // it where Livy answers (best effort; even if it lives on, it can never publish). One
+            // that wrote its result is finishing by itself and is left to end as it reported.
+            if let (Some(endpoint), Some(b), None) = (ledger.endpoint(&cluster), batch.as_ref(), result.as_ref()) {
                 if !b.phase.is_final() {
                     if let Err(e) = batches.kill(endpoint, b.id).await {
                         tracing::warn!(group = %group.key, error = %e, "could not kill the superseded attempt");

@@ -11,7 +11,7 @@ use crate::config::SchedulerConfig;
 use crate::follow::{at_once, commit_watermarks, follow_active_runs, World};
 use norris_engine::runs::advance_watermark;
 use norris_engine::{cut_windows, reconcile_job, DefinitionView, JobChange};
-use norris_model::{DefinitionError, JobDefinition, JobId, JobState, Run, SizeClass, UnixTime, Validity};
+use norris_model::{DefinitionError, JobDefinition, JobId, JobState, Run, UnixTime, Validity};
 use norris_ports::{Annotation, BatchService, DefinitionRecord, StateStore, StoreError, WriteError};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -274,13 +274,7 @@ pub async fn follow_and_commit<S: StateStore, B: BatchService>(
         .collect();
     states.extend(store.get_job_states(&unread).await?.into_iter().map(|s| (s.job_id.clone(), s)));
     let clusters = store.list_clusters().await?;
-    let slots: HashMap<SizeClass, u32> = store
-        .list_pools()
-        .await?
-        .into_iter()
-        .filter_map(|p| p.parsed.ok())
-        .map(|p| (p.size_class, p.max_concurrent_batches))
-        .collect();
+    let slots = crate::follow::batch_slots(store).await?;
     let results_table = format!("{}-results", config.table_prefix);
     let world = World { clusters: &clusters, slots: &slots, definitions: &definitions, results_table: &results_table };
     let mut edits = HashMap::new();
