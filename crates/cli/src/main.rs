@@ -1,14 +1,14 @@
-//! `norris`: the operator's command. Tables, job and pool definitions, one-off scheduler ticks,
-//! and the local demo. It talks to DynamoDB through the standard AWS environment
+//! `norris`: the operator's command. Tables, job and pool definitions, one-off scheduler ticks and
+//! lifecycle passes, what the ledger holds, and the simulator. It talks to DynamoDB through the standard AWS environment
 //! (`AWS_ENDPOINT_URL` points it at the local world's moto server).
 
-mod demo;
+mod ledger;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use norris_control::{scheduler, SchedulerConfig};
+use norris_control::{grouped, SchedulerConfig};
 use norris_dynamo::{DynamoStore, TableNames};
-use norris_model::{JobDefinition, JobId, PoolDefinition, Validity};
+use norris_model::{JobDefinition, JobId, PoolDefinition};
 use norris_ports::{Clock, GroupStore, StateStore, SystemClock};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -43,14 +43,21 @@ enum Command {
         #[command(subcommand)]
         command: PoolsCommand,
     },
-    /// Runs one scheduler tick now and prints its report.
+    /// Runs one scheduler tick now (the grouped ledger's, as the scheduler Lambda runs it) and
+    /// prints its report. Group specs go where `NORRIS_SPEC_URI` says (default `file://.norris/specs`).
     Tick,
     /// Runs one pass of the cluster health watcher now (what its periodic sweep does) and prints
     /// its report. Needs `NORRIS_DEPLOYMENT` and the `NORRIS_EMR_*` launch settings.
     Watch,
     /// Runs one pass of the rotation handler now (rotation, scale-down, terminations, orphans).
     Rotate,
-    /// Runs (one per job and window).
+    /// A job's windows, from the groups of its shard (the grouped ledger the Lambdas keep).
+    Windows {
+        #[command(subcommand)]
+        command: WindowsCommand,
+    },
+    /// Runs of the per-window ledger (one item per job and window; `norris tick` and the
+    /// Lambdas now keep the grouped ledger: see `windows` and `groups`).
     Runs {
         #[command(subcommand)]
         command: RunsCommand,
@@ -65,8 +72,6 @@ enum Command {
         #[command(subcommand)]
         command: ClustersCommand,
     },
-    /// The local demo (needs the local world: `make demo` starts it).
-    Demo,
 }
 
 #[derive(Subcommand)]
@@ -77,7 +82,8 @@ enum TablesCommand {
 
 #[derive(Subcommand)]
 enum JobsCommand {
-    /// Validates job definition files and writes them; a new job is scheduled at once.
+    /// Validates job definition files and writes them, then runs the definition sweep so each job
+    /// is in its shard, and due, at once.
     Put {
         /// JSON files, one definition each.
         files: Vec<PathBuf>,
@@ -87,6 +93,24 @@ enum JobsCommand {
     },
     /// Lists jobs with their state.
     List,
+}
+
+#[derive(Subcommand)]
+enum WindowsCommand {
+    /// Lists a job's windows in its shard's recent groups, oldest first.
+    List {
+        /// The job.
+        job: String,
+        /// First window start to list (Unix seconds).
+        #[arg(long, default_value_t = 0)]
+        from: i64,
+        /// How many of the shard's most recent groups to read (288: a day of 5-minute ticks).
+        #[arg(long, default_value_t = 288)]
+        groups: u64,
+        /// One JSON object per line instead of a table (for programs: the demo's lake reader).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -113,6 +137,12 @@ enum RunsCommand {
 
 #[derive(Subcommand)]
 enum GroupsCommand {
+    /// Lists the open groups (not yet committed): attempt, status, cluster, windows left.
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lists the windows of open groups that failed every attempt or were quarantined: what an
     /// operator retries once the cause is fixed.
     Failed,
@@ -177,7 +207,7 @@ async fn main() -> Result<()> {
             println!("tables ready under prefix {:?} (created now: {})", cli.table_prefix, created.len());
         }
         Command::Jobs { command: JobsCommand::Put { files, force } } => put_jobs(&store, &files, force).await?,
-        Command::Jobs { command: JobsCommand::List } => list_jobs(&store).await?,
+        Command::Jobs { command: JobsCommand::List } => ledger::list_jobs(&store).await?,
         Command::Pools { command: PoolsCommand::Put { files } } => {
             for file in &files {
                 let doc = read_json(file)?;
@@ -191,9 +221,14 @@ async fn main() -> Result<()> {
         Command::Tick => {
             let config = SchedulerConfig { table_prefix: cli.table_prefix.clone(), ..scheduler_defaults()? };
             let livy = norris_livy::LivyClient::new(norris_livy::RetryPolicy::default())?;
-            let report = scheduler::scheduler_tick(&store, &livy, SystemClock.now(), &config).await?;
+            let specs = CliSpecs::from_env().await?;
+            let report = grouped::grouped_tick(&store, &livy, &specs, SystemClock.now(), &config).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        Command::Windows { command: WindowsCommand::List { job, from, groups, json } } => {
+            ledger::list_windows(&store, &job, from, groups, json).await?
+        }
+        Command::Groups { command: GroupsCommand::List { json } } => ledger::list_groups(&store, json).await?,
         Command::Watch | Command::Rotate => {
             let env: std::collections::HashMap<String, String> =
                 std::env::vars().chain([("NORRIS_TABLE_PREFIX".to_string(), cli.table_prefix.clone())]).collect();
@@ -296,7 +331,6 @@ async fn main() -> Result<()> {
             }
         }
         Command::Sim { .. } => unreachable!("handled before the AWS client is built"),
-        Command::Demo => demo::run(&client, &store, &cli.table_prefix).await?,
     }
     Ok(())
 }
@@ -325,50 +359,29 @@ async fn put_jobs(store: &DynamoStore, files: &[PathBuf], force: bool) -> Result
     if !refused.is_empty() && !force {
         bail!("nothing written; fix these (or pass --force):\n  {}", refused.join("\n  "));
     }
+    let mut written = Vec::new();
     for (_, doc) in &docs {
         store.put_job_document(doc).await?;
-        let id = JobId::new(doc.get("job_id").and_then(Value::as_str).unwrap_or_default());
-        scheduler::reconcile_now(store, SystemClock.now(), &id).await?;
+        let id = doc.get("job_id").and_then(Value::as_str).unwrap_or_default().to_string();
         println!("job {id} written");
+        written.push(id);
+    }
+    // Placed now rather than at the next periodic sweep; a job the sweep could not place this
+    // time (its shard changed meanwhile) is placed by the next one, and said so.
+    let report = grouped::sweep_now(store, SystemClock.now()).await?;
+    let unplaced: Vec<String> = report
+        .failures
+        .iter()
+        .filter(|f| written.contains(&f.job_id))
+        .map(|f| format!("{}: {}", f.job_id, f.error))
+        .collect();
+    if !unplaced.is_empty() {
+        bail!("written, but not yet in a shard:\n  {}", unplaced.join("\n  "));
     }
     Ok(())
 }
 
-async fn list_jobs(store: &DynamoStore) -> Result<()> {
-    println!("{:<28} {:<12} {:<22} {:<22} problems", "job", "status", "watermark", "next due");
-    for record in store.scan_job_definitions().await? {
-        let state = store.get_job_state(&JobId::new(&record.key)).await?;
-        let (status, watermark, due, problems) = match (&state, &record.parsed) {
-            (None, _) => ("unreconciled".to_string(), String::new(), String::new(), String::new()),
-            (Some(s), parsed) => {
-                let status = match (&s.validity, parsed) {
-                    (Validity::Invalid { .. }, _) => "invalid",
-                    (Validity::Quarantined { .. }, _) => "quarantined",
-                    (Validity::Valid, Ok(d)) if !d.enabled => "disabled",
-                    (Validity::Valid, _) => "valid",
-                };
-                let problems = match &s.validity {
-                    Validity::Invalid { problems } => {
-                        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-                    }
-                    Validity::Quarantined { reason } => reason.clone(),
-                    Validity::Valid => String::new(),
-                };
-                let due = s.due_at.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
-                let watermark = if s.next_window_lo == norris_model::JobState::NOT_STARTED {
-                    "-".to_string()
-                } else {
-                    s.watermark.to_string()
-                };
-                (status.to_string(), watermark, due, problems)
-            }
-        };
-        println!("{:<28} {:<12} {:<22} {:<22} {}", record.key, status, watermark, due, problems);
-    }
-    Ok(())
-}
-
-/// Where a lifecycle pass run from here writes the specs of the groups it moves:
+/// Where a tick or a lifecycle pass run from here writes the specs of the groups it places:
 /// `NORRIS_SPEC_URI` as the Lambdas read it (`s3://…`), or `file://<dir>` for the local world,
 /// where the Livy stand-in's spark-submit reads files (the default, `file://.norris/specs`).
 enum CliSpecs {
@@ -441,8 +454,9 @@ struct SimArgs {
     /// Also write every seed's reports (a key per strategy) as one JSON array here.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// The ledger the scheduler keeps: `runs` (a run per window) or `grouped` (shards and groups).
-    #[arg(long, default_value = "runs")]
+    /// The ledger the scheduler keeps: `grouped` (shards and groups, what the Lambdas run) or
+    /// `runs` (the per-window ledger).
+    #[arg(long, default_value = "grouped")]
     ledger: String,
 }
 

@@ -53,7 +53,7 @@ pub const DEFAULT_BATCH_SLOTS: u32 = 4;
 pub const RUN_CONCURRENCY: usize = 16;
 
 /// Runs `tasks` [`RUN_CONCURRENCY`] at a time; their outputs come in the tasks' order.
-pub(crate) async fn at_once<F: Future>(tasks: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+pub async fn at_once<F: Future>(tasks: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     stream::iter(tasks).buffered(RUN_CONCURRENCY).collect().await
 }
 

@@ -878,15 +878,20 @@ fn as_line(state: &JobState, schema_hash: Option<String>) -> ShardJob {
     }
 }
 
-/// A change the sweep makes to one shard.
+/// A change the sweep makes to one shard, with the line it was worked out from: a tick may cut
+/// or commit the job's windows between the sweep's read and its write, and a change made from a
+/// stale line would set the job's progress back (windows cut twice).
 #[derive(Debug, Clone)]
 enum LineChange {
-    Put(JobId, ShardJob),
-    Remove(JobId),
+    /// The job's line becomes `to`; `from` is the line read (`None`: the job was not there).
+    Put { id: JobId, from: Option<ShardJob>, to: ShardJob },
+    /// The job's line, read as `from`, goes.
+    Remove { id: JobId, from: ShardJob },
 }
 
 /// Applies `changes` to the shard, writing it once, again on a lost race (to the shard as it now
-/// stands); `Ok(false)` when it kept losing (the sweep tries again next time).
+/// stands, if the lines the changes were worked out from are still there); `Ok(false)` when it
+/// kept losing or a line changed meanwhile (the sweep tries again next time).
 async fn change_shard<S: GroupStore>(
     store: &S,
     now: UnixTime,
@@ -897,14 +902,17 @@ async fn change_shard<S: GroupStore>(
     for _ in 0..SHARD_WRITE_TRIES {
         let mut next = shard.clone();
         for change in changes {
-            match change {
-                LineChange::Put(id, line) => {
-                    next.jobs.insert(id.clone(), line.clone());
-                }
-                LineChange::Remove(id) => {
-                    next.jobs.remove(id);
-                }
+            let (id, from) = match change {
+                LineChange::Put { id, from, .. } => (id, from.as_ref()),
+                LineChange::Remove { id, from } => (id, Some(from)),
+            };
+            if next.jobs.get(id) != from {
+                return Ok(false);
             }
+            match change {
+                LineChange::Put { id, to, .. } => next.jobs.insert(id.clone(), to.clone()),
+                LineChange::Remove { id, .. } => next.jobs.remove(id),
+            };
         }
         // A job added or changed may be due at once: the tick works out when.
         next.due_at = Some(next.due_at.map_or(now, |at| at.min(now)));
@@ -919,6 +927,15 @@ async fn change_shard<S: GroupStore>(
         }
     }
     Ok(false)
+}
+
+/// The definition sweep, run now rather than at its period: what `norris jobs put` calls, so a
+/// written job is in its shard (and due) at once. Safe beside a tick or another sweep: every
+/// shard write is conditional, and a line that changed meanwhile is left to the next sweep.
+pub async fn sweep_now<S: StateStore + GroupStore>(store: &S, now: UnixTime) -> Result<TickReport, TickError> {
+    let mut report = TickReport { now: now.secs(), swept: true, ..TickReport::default() };
+    sweep_into_shards(store, now, &mut report).await?;
+    Ok(report)
 }
 
 /// Where each definition's job lives: the definition sweep of the grouped ledger. Every shard is
@@ -967,7 +984,11 @@ async fn sweep_into_shards<S: StateStore + GroupStore>(
         match (&home, &target) {
             (Some(k), Some(t)) if &k.cohort == t => {
                 if line != Some(&new_line) {
-                    changes.entry(k.clone()).or_default().push(LineChange::Put(id.clone(), new_line.clone()));
+                    changes.entry(k.clone()).or_default().push(LineChange::Put {
+                        id: id.clone(),
+                        from: line.cloned(),
+                        to: new_line.clone(),
+                    });
                     writes.push(k.clone());
                 }
                 // A line left in another cohort by a sweep that died mid-move: dropped once its
@@ -975,7 +996,8 @@ async fn sweep_into_shards<S: StateStore + GroupStore>(
                 for other in held.iter().filter(|o| *o != &k) {
                     let l = &shards[*other].jobs[&id];
                     if l.watermark == l.next_window_lo {
-                        changes.entry((*other).clone()).or_default().push(LineChange::Remove(id.clone()));
+                        let remove = LineChange::Remove { id: id.clone(), from: l.clone() };
+                        changes.entry((*other).clone()).or_default().push(remove);
                         writes.push((*other).clone());
                     }
                 }
@@ -999,7 +1021,11 @@ async fn sweep_into_shards<S: StateStore + GroupStore>(
             }
             (Some(k), None) => {
                 if line != Some(&new_line) {
-                    changes.entry(k.clone()).or_default().push(LineChange::Put(id.clone(), new_line.clone()));
+                    changes.entry(k.clone()).or_default().push(LineChange::Put {
+                        id: id.clone(),
+                        from: line.cloned(),
+                        to: new_line.clone(),
+                    });
                     writes.push(k.clone());
                 }
             }
@@ -1024,7 +1050,8 @@ async fn sweep_into_shards<S: StateStore + GroupStore>(
             if taken.is_empty() {
                 continue;
             }
-            let puts: Vec<LineChange> = taken.iter().map(|(id, l)| LineChange::Put(id.clone(), l.clone())).collect();
+            let puts: Vec<LineChange> =
+                taken.iter().map(|(id, l)| LineChange::Put { id: id.clone(), from: None, to: l.clone() }).collect();
             let ok = change_shard(store, now, shard.clone(), &puts, report).await?;
             joined.extend(taken.into_iter().map(|(id, _)| (id, ok)));
         }
@@ -1056,7 +1083,7 @@ async fn sweep_into_shards<S: StateStore + GroupStore>(
         for (id, (_, join)) in &touched {
             let moved_out = join.is_some() && shards[&key].jobs.contains_key(id) && Some(&key.cohort) != join.as_ref();
             if moved_out && joined.get(id) == Some(&true) {
-                list.push(LineChange::Remove(id.clone()));
+                list.push(LineChange::Remove { id: id.clone(), from: shards[&key].jobs[id].clone() });
             }
         }
         if list.is_empty() {
@@ -1135,5 +1162,89 @@ pub async fn retry_failed_member<S: GroupStore>(
         Ok(g) => Ok(g),
         Err(WriteError::Conflict { .. }) => Err(RetryMemberError::Conflict(key.to_string())),
         Err(WriteError::Store(e)) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use norris_model::Validity;
+    use norris_ports::MemoryStore;
+
+    fn cohort() -> CohortKey {
+        CohortKey { size_class: SizeClass::new("small"), interval_secs: 300, phase_secs: 60 }
+    }
+
+    fn line(next_window_lo: i64) -> ShardJob {
+        ShardJob {
+            definition_hash: "h1".into(),
+            validity: Validity::Valid,
+            watermark: UnixTime(0),
+            next_window_lo: UnixTime(next_window_lo),
+            schema_hash: None,
+        }
+    }
+
+    /// A sweep worked out a job's new line from the shard it read; a tick then cut the job's next
+    /// window. The sweep's write loses the race and must not put the stale line back over the
+    /// tick's (that would cut the window again).
+    #[tokio::test]
+    async fn a_sweep_does_not_set_back_a_line_a_tick_moved_meanwhile() {
+        let store = MemoryStore::new();
+        let job = JobId::new("shop.orders");
+        let key = ShardKey { cohort: cohort(), index: 0 };
+        let read = Shard {
+            key: key.clone(),
+            jobs: BTreeMap::from([(job.clone(), line(300))]),
+            cut_seq: 0,
+            due_at: Some(UnixTime(300)),
+            version: Version::INITIAL,
+        };
+        let read = store.create_shard(&read).await.expect("create");
+        let mut ticked = read.clone();
+        ticked.jobs.insert(job.clone(), line(600));
+        ticked.cut_seq = 1;
+        store.update_shard(&ticked).await.expect("the tick's cut");
+
+        let mut edited = line(300);
+        edited.definition_hash = "h2".into();
+        let change = LineChange::Put { id: job.clone(), from: Some(line(300)), to: edited };
+        let mut report = TickReport::default();
+        let written = change_shard(&store, UnixTime(400), read, &[change], &mut report).await.expect("store");
+
+        assert!(!written, "the change was made from a line that is gone");
+        let now_stored = store.get_shard(&key).await.expect("read").expect("shard");
+        assert_eq!(now_stored.jobs[&job].next_window_lo, UnixTime(600), "the tick's cut stands");
+        assert_eq!(report.conflicts, 1);
+    }
+
+    /// A lost race over other jobs' lines is retried on the shard as it now stands.
+    #[tokio::test]
+    async fn a_sweep_retries_a_lost_race_when_its_line_is_unchanged() {
+        let store = MemoryStore::new();
+        let (a, b) = (JobId::new("shop.orders"), JobId::new("shop.refunds"));
+        let key = ShardKey { cohort: cohort(), index: 0 };
+        let read = Shard {
+            key: key.clone(),
+            jobs: BTreeMap::from([(a.clone(), line(300)), (b.clone(), line(300))]),
+            cut_seq: 0,
+            due_at: Some(UnixTime(300)),
+            version: Version::INITIAL,
+        };
+        let read = store.create_shard(&read).await.expect("create");
+        let mut ticked = read.clone();
+        ticked.jobs.insert(b.clone(), line(600));
+        store.update_shard(&ticked).await.expect("the tick's cut of b");
+
+        let mut edited = line(300);
+        edited.definition_hash = "h2".into();
+        let change = LineChange::Put { id: a.clone(), from: Some(line(300)), to: edited.clone() };
+        let mut report = TickReport::default();
+        let written = change_shard(&store, UnixTime(400), read, &[change], &mut report).await.expect("store");
+
+        assert!(written);
+        let stored = store.get_shard(&key).await.expect("read").expect("shard");
+        assert_eq!(stored.jobs[&a], edited);
+        assert_eq!(stored.jobs[&b].next_window_lo, UnixTime(600));
     }
 }
