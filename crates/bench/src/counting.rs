@@ -1,14 +1,16 @@
 //! Wrappers that count and time what a handler asks of its ports: [`CountingStore`] (every
-//! `StateStore` operation, with what it would cost in DynamoDB requests) and [`TimedLivy`] (every
-//! `BatchService` call). Both delegate every method unchanged.
+//! `StateStore` and `GroupStore` operation, with what it would cost in DynamoDB requests),
+//! [`TimedLivy`] (every `BatchService` call) and [`TimedSpecs`] (every spec written, an S3 PUT in
+//! AWS). All delegate every method unchanged.
 
 use crate::dynamo_model::{requests, Api, Call, ItemSizes, Op};
 use norris_model::{
-    Attempt, AttemptResult, Cluster, ClusterKey, JobDefinition, JobId, JobState, PoolDefinition, Run, RunKey, UnixTime,
+    Attempt, AttemptResult, Cluster, ClusterKey, CohortKey, Group, GroupKey, GroupResult, JobDefinition, JobId,
+    JobState, PoolDefinition, Run, RunKey, Shard, ShardKey, UnixTime,
 };
 use norris_ports::{
-    Annotation, BatchError, BatchObservation, BatchService, BatchSubmission, DefinitionRecord, StateStore, StoreError,
-    WriteError,
+    Annotation, BatchError, BatchObservation, BatchService, BatchSubmission, DefinitionRecord, GroupStore, SpecError,
+    SpecStore, StateStore, StoreError, WriteError,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -80,6 +82,8 @@ pub struct NetworkLatency {
     pub livy_call_ms: u64,
     /// Per Livy batch submission.
     pub livy_submit_ms: u64,
+    /// Per S3 PUT of a group attempt's spec.
+    pub s3_put_ms: u64,
 }
 
 /// Runs `fut` and returns its output with the time spent inside its polls only. A tick runs
@@ -112,7 +116,7 @@ pub struct CountingStore<S> {
     latency: NetworkLatency,
 }
 
-impl<S: StateStore> CountingStore<S> {
+impl<S> CountingStore<S> {
     /// Wraps `inner`; `sizes` are the item sizes used for the 1 MB page bound.
     pub fn new(inner: S, sizes: ItemSizes) -> Self {
         CountingStore { inner, sizes, stats: Mutex::default(), latency: NetworkLatency::default() }
@@ -148,6 +152,28 @@ impl<S: StateStore> CountingStore<S> {
 
     async fn single<T>(&self, op: Op, fut: impl Future<Output = T>) -> T {
         self.measure(Call::single(op), fut, |_| 0).await
+    }
+
+    /// A read of a keys-only index followed by a batch read of the items it listed (what
+    /// `read_listed` does in the adapter): two operations, the model's time on the first.
+    async fn index_then_items<T>(
+        &self,
+        index: Call,
+        items: Op,
+        fut: impl Future<Output = Result<Vec<T>, StoreError>>,
+    ) -> Result<Vec<T>, StoreError> {
+        let (out, elapsed) = poll_timed(fut).await;
+        let listed = len_of(&out);
+        let index = Call { items: listed, ..index };
+        let by_key = Call { op: items, keys: listed, items: 0, limit: usize::MAX };
+        let n = {
+            let mut stats = self.lock();
+            stats.record(&index, &self.sizes, elapsed);
+            stats.record(&by_key, &self.sizes, Duration::ZERO);
+            requests(&index, &self.sizes).1 + requests(&by_key, &self.sizes).1
+        };
+        wait_ms(self.latency.dynamodb_request_ms * n).await;
+        out
     }
 }
 
@@ -255,6 +281,113 @@ impl<S: StateStore> StateStore for CountingStore<S> {
 
     async fn put_attempt_result(&self, result: &AttemptResult) -> Result<(), StoreError> {
         self.single(Op::PutAttemptResult, self.inner.put_attempt_result(result)).await
+    }
+}
+
+impl<S: GroupStore> GroupStore for CountingStore<S> {
+    async fn create_shard(&self, shard: &Shard) -> Result<Shard, WriteError<Shard>> {
+        self.single(Op::CreateShard, self.inner.create_shard(shard)).await
+    }
+
+    async fn update_shard(&self, shard: &Shard) -> Result<Shard, WriteError<Shard>> {
+        self.single(Op::UpdateShard, self.inner.update_shard(shard)).await
+    }
+
+    async fn get_shard(&self, key: &ShardKey) -> Result<Option<Shard>, StoreError> {
+        self.single(Op::GetShard, self.inner.get_shard(key)).await
+    }
+
+    async fn shards_of_cohort(&self, cohort: &CohortKey) -> Result<Vec<Shard>, StoreError> {
+        self.measure(Call::single(Op::ShardsOfCohort), self.inner.shards_of_cohort(cohort), len_of).await
+    }
+
+    async fn due_shards(&self, now: UnixTime, limit: usize) -> Result<Vec<Shard>, StoreError> {
+        let index = Call { op: Op::DueShardsIndex, keys: 0, items: 0, limit };
+        self.index_then_items(index, Op::DueShardItems, self.inner.due_shards(now, limit)).await
+    }
+
+    async fn create_group(&self, group: &Group) -> Result<Group, WriteError<Group>> {
+        self.single(Op::CreateGroup, self.inner.create_group(group)).await
+    }
+
+    async fn update_group(&self, group: &Group) -> Result<Group, WriteError<Group>> {
+        self.single(Op::UpdateGroup, self.inner.update_group(group)).await
+    }
+
+    async fn get_group(&self, key: &GroupKey) -> Result<Option<Group>, StoreError> {
+        self.single(Op::GetGroup, self.inner.get_group(key)).await
+    }
+
+    async fn open_groups(&self) -> Result<Vec<Group>, StoreError> {
+        let index = Call::single(Op::OpenGroupsIndex);
+        self.index_then_items(index, Op::OpenGroupItems, self.inner.open_groups()).await
+    }
+
+    async fn get_group_results(&self, attempts: &[(GroupKey, Attempt)]) -> Result<Vec<GroupResult>, StoreError> {
+        let keys = attempts.iter().collect::<BTreeSet<_>>().len();
+        let call = Call { op: Op::GetGroupResults, keys, items: 0, limit: usize::MAX };
+        self.measure(call, self.inner.get_group_results(attempts), |_| 0).await
+    }
+
+    async fn put_group_result(&self, result: &GroupResult) -> Result<(), StoreError> {
+        self.single(Op::PutGroupResult, self.inner.put_group_result(result)).await
+    }
+
+    async fn get_schemas(&self, jobs: &[JobId]) -> Result<Vec<(JobId, String)>, StoreError> {
+        let keys = jobs.iter().collect::<BTreeSet<_>>().len();
+        let call = Call { op: Op::GetSchemas, keys, items: 0, limit: usize::MAX };
+        self.measure(call, self.inner.get_schemas(jobs), |_| 0).await
+    }
+
+    async fn put_schema(&self, job: &JobId, schema_json: &str) -> Result<(), StoreError> {
+        self.single(Op::PutSchema, self.inner.put_schema(job, schema_json)).await
+    }
+}
+
+/// Specs written and time spent in a spec store over a measured period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpecStats {
+    /// `put_spec` calls (one S3 PUT each in AWS).
+    pub puts: u64,
+    /// Time inside the wrapped store.
+    pub time: Duration,
+}
+
+/// A `SpecStore` that delegates to `inner` and counts and times each spec written: the S3 PUT a
+/// group attempt costs before its submission.
+pub struct TimedSpecs<P> {
+    inner: P,
+    stats: Mutex<SpecStats>,
+    latency: NetworkLatency,
+}
+
+impl<P: SpecStore> TimedSpecs<P> {
+    /// Wraps `inner`.
+    pub fn new(inner: P) -> Self {
+        TimedSpecs { inner, stats: Mutex::default(), latency: NetworkLatency::default() }
+    }
+
+    /// The same, waiting `latency.s3_put_ms` after each spec written.
+    pub fn with_latency(self, latency: NetworkLatency) -> Self {
+        TimedSpecs { latency, ..self }
+    }
+
+    /// The counts since the last call, and starts counting afresh.
+    pub fn take_stats(&self) -> SpecStats {
+        std::mem::take(&mut *self.stats.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl<P: SpecStore> SpecStore for TimedSpecs<P> {
+    async fn put_spec(&self, name: &str, spec: &Value) -> Result<String, SpecError> {
+        let (out, elapsed) = poll_timed(self.inner.put_spec(name, spec)).await;
+        {
+            let mut s = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            s.puts += 1;
+            s.time += elapsed;
+        }
+        wait_ms(self.latency.s3_put_ms).await;
+        out
     }
 }
 

@@ -11,7 +11,13 @@
 //!   `LastEvaluatedKey` whenever a page stopped at its `Limit` or at 1 MB, even if nothing follows,
 //!   and the adapter asks again while it has fewer items than the call's limit: a result that ends
 //!   exactly on a page boundary costs one more (empty) page;
-//! - scans (`scan_job_definitions`, `list_pools`) have no `Limit`: pages of 1 MB.
+//! - scans (`scan_job_definitions`, `list_pools`) have no `Limit`: pages of 1 MB;
+//! - the grouped ledger's writes (shards, groups, schemas) are one `PutItem` each, its single
+//!   reads (`get_shard`, `get_group`) one `GetItem`; `due_shards` and `open_groups` query a
+//!   keys-only index (paged as above, entries of about a hundred bytes) and then read the listed
+//!   items by key (`read_listed`: one `BatchGetItem` per 100, none for none), so each is counted as
+//!   two operations, the index and the items; `get_group_results` and `get_schemas` are
+//!   `BatchGetItem`s of 100 keys; `shards_of_cohort` is a query of whole shards (1 MB pages).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -73,6 +79,36 @@ pub enum Op {
     GetAttemptResults,
     /// `put_attempt_result`
     PutAttemptResult,
+    /// `create_shard`
+    CreateShard,
+    /// `update_shard`
+    UpdateShard,
+    /// `get_shard`
+    GetShard,
+    /// `shards_of_cohort`
+    ShardsOfCohort,
+    /// `due_shards`: the keys-only `due` index query.
+    DueShardsIndex,
+    /// `due_shards`: the listed shards read by key.
+    DueShardItems,
+    /// `create_group`
+    CreateGroup,
+    /// `update_group`
+    UpdateGroup,
+    /// `get_group`
+    GetGroup,
+    /// `open_groups`: the keys-only `active` index query.
+    OpenGroupsIndex,
+    /// `open_groups`: the listed groups read by key.
+    OpenGroupItems,
+    /// `get_group_results`
+    GetGroupResults,
+    /// `put_group_result`
+    PutGroupResult,
+    /// `get_schemas`
+    GetSchemas,
+    /// `put_schema`
+    PutSchema,
 }
 
 impl Op {
@@ -102,6 +138,21 @@ impl Op {
             Op::ListClusters => "list_clusters",
             Op::GetAttemptResults => "get_attempt_results",
             Op::PutAttemptResult => "put_attempt_result",
+            Op::CreateShard => "create_shard",
+            Op::UpdateShard => "update_shard",
+            Op::GetShard => "get_shard",
+            Op::ShardsOfCohort => "shards_of_cohort",
+            Op::DueShardsIndex => "due_shards (index)",
+            Op::DueShardItems => "due_shards (items)",
+            Op::CreateGroup => "create_group",
+            Op::UpdateGroup => "update_group",
+            Op::GetGroup => "get_group",
+            Op::OpenGroupsIndex => "open_groups (index)",
+            Op::OpenGroupItems => "open_groups (items)",
+            Op::GetGroupResults => "get_group_results",
+            Op::PutGroupResult => "put_group_result",
+            Op::GetSchemas => "get_schemas",
+            Op::PutSchema => "put_schema",
         }
     }
 
@@ -117,11 +168,29 @@ impl Op {
             | Op::UpdateRun
             | Op::CreateCluster
             | Op::UpdateCluster
-            | Op::PutAttemptResult => Api::PutItem,
+            | Op::PutAttemptResult
+            | Op::CreateShard
+            | Op::UpdateShard
+            | Op::CreateGroup
+            | Op::UpdateGroup
+            | Op::PutGroupResult
+            | Op::PutSchema => Api::PutItem,
             Op::AnnotateJobDefinition => Api::UpdateItem,
-            Op::GetJobState | Op::GetRun | Op::GetCluster => Api::GetItem,
-            Op::GetJobDefinitions | Op::GetJobStates | Op::GetAttemptResults => Api::BatchGetItem,
-            Op::DueJobs | Op::ActiveRuns | Op::RunsOfJob | Op::ListClusters => Api::Query,
+            Op::GetJobState | Op::GetRun | Op::GetCluster | Op::GetShard | Op::GetGroup => Api::GetItem,
+            Op::GetJobDefinitions
+            | Op::GetJobStates
+            | Op::GetAttemptResults
+            | Op::DueShardItems
+            | Op::OpenGroupItems
+            | Op::GetGroupResults
+            | Op::GetSchemas => Api::BatchGetItem,
+            Op::DueJobs
+            | Op::ActiveRuns
+            | Op::RunsOfJob
+            | Op::ListClusters
+            | Op::ShardsOfCohort
+            | Op::DueShardsIndex
+            | Op::OpenGroupsIndex => Api::Query,
             Op::ScanJobDefinitions | Op::ListPools => Api::Scan,
         }
     }
@@ -172,13 +241,26 @@ pub struct ItemSizes {
     pub job_definition: usize,
     /// A pool definition document.
     pub pool: usize,
+    /// An entry of a keys-only ledger index (`due`, `active`): the table's and the index's keys.
+    pub index_entry: usize,
+    /// A full shard (256 jobs), for `shards_of_cohort`'s pages.
+    pub shard: usize,
 }
 
 impl Default for ItemSizes {
     fn default() -> Self {
         // Attribute names plus values of the layouts in crates/dynamo/src/items.rs, with
-        // 16-character job ids and a write_id; rounded up.
-        ItemSizes { job_state: 320, run: 380, cluster: 260, job_definition: 900, pool: 420 }
+        // 16-character job ids and a write_id; rounded up. A shard of 256 jobs is about 28 KB
+        // (ARCHITECTURE.md, "Plan: the grouped ledger").
+        ItemSizes {
+            job_state: 320,
+            run: 380,
+            cluster: 260,
+            job_definition: 900,
+            pool: 420,
+            index_entry: 120,
+            shard: 28_000,
+        }
     }
 }
 
@@ -256,7 +338,15 @@ pub fn scan_pages(items: usize, item_bytes: usize) -> u64 {
 pub fn requests(call: &Call, sizes: &ItemSizes) -> (Api, u64) {
     let api = call.op.api();
     let n = match call.op {
-        Op::GetJobDefinitions | Op::GetJobStates | Op::GetAttemptResults => batch_gets(call.keys),
+        Op::GetJobDefinitions
+        | Op::GetJobStates
+        | Op::GetAttemptResults
+        | Op::DueShardItems
+        | Op::OpenGroupItems
+        | Op::GetGroupResults
+        | Op::GetSchemas => batch_gets(call.keys),
+        Op::DueShardsIndex | Op::OpenGroupsIndex => query_pages(call.items, call.limit, sizes.index_entry),
+        Op::ShardsOfCohort => query_pages(call.items, call.limit, sizes.shard),
         Op::DueJobs => query_pages(call.items, call.limit, sizes.job_state),
         Op::ActiveRuns | Op::RunsOfJob => query_pages(call.items, call.limit, sizes.run),
         Op::ListClusters => query_pages(call.items, call.limit, sizes.cluster),
@@ -339,6 +429,102 @@ pub fn total(lines: &[MinimumLine]) -> u64 {
     lines.iter().map(|l| l.requests).sum()
 }
 
+/// What a grouped tick had to do, for [`grouped_minimum`]: read from the ledger before and after
+/// the tick, not from the requests it sent, so a read or write the work does not need shows as
+/// requests over the minimum.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct GroupedWork {
+    /// Shards the due index listed (due at or before the tick).
+    pub due_shards: usize,
+    /// The due query's limit (`max_due_per_tick`).
+    pub due_limit: usize,
+    /// Jobs in the due shards.
+    pub due_jobs: usize,
+    /// Groups not committed at the start of the tick (the `active` index's content).
+    pub open_groups: usize,
+    /// Of those, placed groups followed (each needs a Livy look-up and its attempt's result).
+    pub followed_groups: usize,
+    /// Jobs whose definitions a decision needs: the due shards' jobs (to cut: validity, hash,
+    /// windows), the followed groups' members still to do (their retry policies give the
+    /// attempt's timeout, `group_attempt_timeout_secs`, and the failure budget) and the members
+    /// of pending groups placed this tick (their spec).
+    pub definitions: usize,
+    /// Of those, jobs needed only as members of followed groups: what a group that kept its
+    /// attempt's timeout (and its members' budgets) would not need read every tick.
+    pub followed_only_definitions: usize,
+    /// Members of the group attempts submitted this tick: each one's accepted schema goes into
+    /// the attempt's spec.
+    pub schemas: usize,
+    /// Shards not due that had to be read to fold a group that published or settled.
+    pub other_shards: usize,
+    /// Groups cut (each created, already placed when a slot was planned for it).
+    pub groups_created: usize,
+    /// Pending groups of earlier ticks placed (the placement recorded before the Livy call).
+    pub groups_placed: usize,
+    /// Followed groups whose attempt ended (settled, or a new attempt pending).
+    pub groups_ended: usize,
+    /// Groups marked committed (folded into their shard).
+    pub groups_committed: usize,
+    /// Shards whose item changed (a cut, a fold, the next due time).
+    pub shard_writes: usize,
+    /// Group attempts submitted to Livy (each with its spec written to S3 first).
+    pub submissions: usize,
+    /// Cluster records.
+    pub clusters: usize,
+    /// Pool definitions.
+    pub pools: usize,
+}
+
+/// The fewest DynamoDB requests a grouped tick's work needs with the grouped ledger's data model
+/// (ARCHITECTURE.md, "Plan: the grouped ledger"), so that the ratio to it shows reads and writes
+/// the tick sends without needing them:
+///
+/// - per tick: the periodic sweep's claim (held: its condition fails, still a request), one page
+///   of the `due` index and one of the `active` index (keys only), the cluster records (a query)
+///   and the pool definitions (a scan);
+/// - reads by key, batched 100 keys to a `BatchGetItem` per kind, across the whole tick: the due
+///   shards and the open groups the indexes listed, the definitions of the jobs a decision needs
+///   (see [`GroupedWork::definitions`]), the followed attempts' results, the accepted schemas of
+///   the members submitted this tick, and the shards not due that a published or settled group
+///   folds into;
+/// - writes, one conditional `PutItem` each (conditions cannot be batched, transactions cost
+///   double): each group cut (created placed), each pending group placed, each attempt that
+///   ended (settled or a new attempt), each group committed, each shard that changed.
+///
+/// Not counted here but reported beside it: one S3 PUT per submission (the attempt's spec) and
+/// Livy's calls (one look-up per followed group, one submission per attempt). Settling and
+/// committing a group are two writes under the model (the shard is written between them); one
+/// write would need a different protocol, so it is not assumed. The followed groups' definitions
+/// are counted because the model derives an attempt's timeout from its members' retry policies
+/// (even a group still running needs them); a group that kept its timeout would not, so
+/// [`GroupedWork::followed_only_definitions`] is reported for the stricter figure.
+pub fn grouped_minimum(work: &GroupedWork, sizes: &ItemSizes) -> Vec<MinimumLine> {
+    let line = |what, api, requests| MinimumLine { what, api, requests };
+    let w = work;
+    vec![
+        line("claim the periodic sweep (held: condition fails)", Api::PutItem, 1),
+        line("due index page(s)", Api::Query, query_pages(w.due_shards, w.due_limit, sizes.index_entry)),
+        line("due shards by key", Api::BatchGetItem, batch_gets(w.due_shards)),
+        line("active index page(s)", Api::Query, query_pages(w.open_groups, usize::MAX, sizes.index_entry)),
+        line("open groups by key", Api::BatchGetItem, batch_gets(w.open_groups)),
+        line(
+            "definitions: due shards' jobs, followed groups' members (attempt timeout), placed pending groups' members",
+            Api::BatchGetItem,
+            batch_gets(w.definitions),
+        ),
+        line("followed attempts' results", Api::BatchGetItem, batch_gets(w.followed_groups)),
+        line("accepted schemas of the members submitted", Api::BatchGetItem, batch_gets(w.schemas)),
+        line("shards not due to fold into", Api::BatchGetItem, batch_gets(w.other_shards)),
+        line("cluster records", Api::Query, query_pages(w.clusters, usize::MAX, sizes.cluster)),
+        line("pool definitions", Api::Scan, scan_pages(w.pools, sizes.pool)),
+        line("groups cut (created placed)", Api::PutItem, w.groups_created as u64),
+        line("pending groups placed", Api::PutItem, w.groups_placed as u64),
+        line("attempts ended (settled or retried)", Api::PutItem, w.groups_ended as u64),
+        line("groups committed", Api::PutItem, w.groups_committed as u64),
+        line("shard writes", Api::PutItem, w.shard_writes as u64),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +598,37 @@ mod tests {
         // 1 claim + 1 due page + (3 + 2 + 2) batch reads + 100 run queries + 1 active page
         // + 1 cluster page + 1 pool page + 100 commit queries + 100 creates + 300 + 200 writes.
         assert_eq!(total(&lines), 1 + 1 + 7 + 100 + 1 + 1 + 1 + 100 + 100 + 300 + 200);
+    }
+
+    #[test]
+    fn the_grouped_minimum_batches_reads_per_kind_and_counts_every_write() {
+        let work = GroupedWork {
+            due_shards: 4,
+            due_limit: 5000,
+            due_jobs: 1000,
+            open_groups: 8,
+            followed_groups: 8,
+            definitions: 3000,
+            followed_only_definitions: 2000,
+            schemas: 1000,
+            other_shards: 4,
+            groups_created: 4,
+            groups_placed: 0,
+            groups_ended: 4,
+            groups_committed: 4,
+            shard_writes: 8,
+            submissions: 4,
+            clusters: 4,
+            pools: 1,
+        };
+        let lines = grouped_minimum(&work, &ItemSizes::default());
+        // 1 claim + 1 + 1 due + 1 + 1 open + 30 definitions + 1 results + 10 schemas + 1 shards
+        // + 1 clusters + 1 pools + 4 creates + 4 ended + 4 committed + 8 shard writes.
+        assert_eq!(total(&lines), 1 + 2 + 2 + 30 + 1 + 10 + 1 + 1 + 1 + 4 + 4 + 4 + 8);
+        let sizes = ItemSizes::default();
+        assert_eq!(requests(&Call { op: Op::DueShardsIndex, keys: 0, items: 0, limit: 5000 }, &sizes), (Api::Query, 1));
+        let items = Call { op: Op::OpenGroupItems, keys: 0, items: 0, limit: usize::MAX };
+        assert_eq!(requests(&items, &sizes), (Api::BatchGetItem, 0), "nothing listed, nothing read");
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The scheduler tick benchmark: the real `norris_control::scheduler_tick` over `MemoryStore` and
-//! `MemoryLivy`, in a steady state where 1% of the jobs become due at each measured tick, with
-//! every store operation counted and translated into DynamoDB requests.
+//! The per-window scheduler tick benchmark: the real `norris_control::scheduler_tick` over
+//! `MemoryStore` and `MemoryLivy`, in a steady state where 1% of the jobs become due at each
+//! measured tick, with every store operation counted and translated into DynamoDB requests. The
+//! grouped ledger's tick, which the scheduler Lambda runs, is measured by `grouped_scheduler` on
+//! the same jobs and clock; this module also holds the report both fill in.
 //!
 //! The set-up (printed with the figures): every job has a 5-minute interval and the same aligned
 //! windows; its `lag_secs` is 60 + 3 s × (index mod 100), so the jobs' due times are spread over
@@ -28,7 +30,7 @@ use norris_model::{
     AttemptOutcome, AttemptResult, BatchObservation, BatchPhase, Cluster, ClusterKey, ClusterState, JobDefinition,
     JobId, JobState, Run, RunKey, RunStatus, SizeClass, UnixTime, Version,
 };
-use norris_ports::{BatchService, DefinitionRecord, MemoryLivy, MemoryStore, StateStore};
+use norris_ports::{BatchService, DefinitionRecord, MemoryLivy, MemorySpecs, MemoryStore, StateStore};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -36,24 +38,24 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 /// 2026-11-22T00:00:00Z: the jobs' `start_at`, the start of their first window.
-const T0: UnixTime = UnixTime(1_795_305_600);
+pub(crate) const T0: UnixTime = UnixTime(1_795_305_600);
 /// Due-time slots per interval: 1 in 100 jobs is due at each tick.
-const SLOTS: usize = 100;
+pub(crate) const SLOTS: usize = 100;
 /// Seconds between slots (and between ticks).
-const SLOT_SECS: i64 = 3;
+pub(crate) const SLOT_SECS: i64 = 3;
 /// The smallest lag.
-const BASE_LAG: i64 = 60;
+pub(crate) const BASE_LAG: i64 = 60;
 /// Ticks before the steady state (slot k cut, k-1 followed, k-2 published and committed).
-const WARMUP_TICKS: usize = 3;
+pub(crate) const WARMUP_TICKS: usize = 3;
 /// Batch slots per cluster (the pool's `max_concurrent_batches`, at its maximum).
 const SLOTS_PER_CLUSTER: u32 = 200;
 /// The scheduler's default `max_due_per_tick`.
-const MAX_DUE: usize = 5000;
+pub(crate) const MAX_DUE: usize = 5000;
 /// Repetitions of the pure-engine and parsing passes per measured tick.
-const PASS_REPS: usize = 9;
+pub(crate) const PASS_REPS: usize = 9;
 /// The hot jobs of the constant-work series (10 due per tick).
-const CONSTANT_WORK_HOT_JOBS: usize = 1000;
-const SCHEMA: &str =
+pub(crate) const CONSTANT_WORK_HOT_JOBS: usize = 1000;
+pub(crate) const SCHEMA: &str =
     r#"[{"name":"id","type":"bigint","nullable":false},{"name":"updated_at","type":"timestamp","nullable":false}]"#;
 
 /// What to measure.
@@ -66,6 +68,34 @@ pub struct Options {
     /// Also run the constant-work series (only 1,000 jobs rotate; the rest are daily jobs not
     /// due), for sizes above 1,000.
     pub constant_work: bool,
+    /// Which ledger's tick to measure.
+    pub ledger: LedgerChoice,
+}
+
+/// Which tick the benchmark measures: the grouped ledger's (`grouped_tick`, what the scheduler
+/// Lambda runs), the per-window one (`scheduler_tick`, still in the tree for the CLI and the
+/// demo, and the figures to compare against), or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerChoice {
+    /// The grouped ledger's tick.
+    Grouped,
+    /// The per-window ledger's tick.
+    Runs,
+    /// Both, grouped first.
+    Both,
+}
+
+impl LedgerChoice {
+    /// Whether the grouped tick is measured.
+    pub fn grouped(self) -> bool {
+        matches!(self, LedgerChoice::Grouped | LedgerChoice::Both)
+    }
+
+    /// Whether the per-window tick is measured.
+    pub fn runs(self) -> bool {
+        matches!(self, LedgerChoice::Runs | LedgerChoice::Both)
+    }
 }
 
 /// A median with its spread.
@@ -186,28 +216,32 @@ pub struct Excess {
 /// The benchmark's output.
 #[derive(Debug, Clone, Serialize)]
 pub struct SchedulerReport {
-    /// How the steady state is set up.
+    /// How the per-window steady state is set up.
     pub setup: Vec<String>,
     /// Item sizes used for page bounds.
     pub item_sizes: ItemSizes,
-    /// One entry per series and size.
+    /// The per-window tick: one entry per series and size (empty unless measured).
     pub results: Vec<SizeResult>,
-    /// The network's share of a tick's wall time, per size (filled in by the caller, which
-    /// needs a paused runtime for it).
+    /// How the grouped steady state is set up.
+    pub grouped_setup: Vec<String>,
+    /// The grouped tick: one entry per series and size (empty unless measured).
+    pub grouped: Vec<crate::grouped_scheduler::GroupedSizeResult>,
+    /// The network's share of a tick's wall time, per ledger and size (filled in by the caller,
+    /// which needs a paused runtime for it).
     pub network_wait: Vec<NetworkWait>,
 }
 
-fn job_id(i: usize) -> String {
+pub(crate) fn job_id(i: usize) -> String {
     format!("bench-job-{i:06}")
 }
 
-fn index_of(id: &JobId) -> Option<usize> {
+pub(crate) fn index_of(id: &JobId) -> Option<usize> {
     id.as_str().strip_prefix("bench-job-")?.parse().ok()
 }
 
 /// A realistic job document; hot jobs rotate every 5 minutes with their due times spread over
 /// 100 slots, cold ones are daily and not due during the benchmark.
-fn job_document(i: usize, hot: bool) -> Value {
+pub(crate) fn job_document(i: usize, hot: bool) -> Value {
     let (interval, lag) = if hot { (300, BASE_LAG + SLOT_SECS * (i % SLOTS) as i64) } else { (86_400, 0) };
     json!({
         "job_id": job_id(i),
@@ -243,6 +277,12 @@ fn job_document(i: usize, hot: bool) -> Value {
 }
 
 fn pool_document() -> Value {
+    pool_document_with(SLOTS_PER_CLUSTER)
+}
+
+/// The benchmark's pool with `slots` batch slots a cluster (the grouped tick runs a group attempt,
+/// a Spark application of many members, in one slot).
+pub(crate) fn pool_document_with(slots: u32) -> Value {
     json!({
         "size_class": "small",
         "emr_release": "emr-7.5.0",
@@ -251,23 +291,23 @@ fn pool_document() -> Value {
         "max_age_secs": 86_400,
         "min_clusters": 1,
         "max_clusters": 100,
-        "max_concurrent_batches": SLOTS_PER_CLUSTER
+        "max_concurrent_batches": slots
     })
 }
 
-fn endpoint(key: &ClusterKey) -> String {
+pub(crate) fn endpoint(key: &ClusterKey) -> String {
     format!("http://livy-{key}:8998")
 }
 
-fn tick_time(k: usize) -> UnixTime {
+pub(crate) fn tick_time(k: usize) -> UnixTime {
     T0.plus_secs(300 + BASE_LAG + SLOT_SECS * k as i64)
 }
 
-fn config() -> SchedulerConfig {
+pub(crate) fn config() -> SchedulerConfig {
     SchedulerConfig { table_prefix: "bench".into(), definition_sweep_secs: 900, max_due_per_tick: MAX_DUE }
 }
 
-fn item_sizes() -> ItemSizes {
+pub(crate) fn item_sizes() -> ItemSizes {
     let mut doc = job_document(0, true);
     doc["norris_status"] = json!("valid");
     doc["norris_problems"] = json!([]);
@@ -398,7 +438,7 @@ struct Sample {
     parse: Duration,
 }
 
-fn median_duration(mut v: Vec<Duration>) -> Duration {
+pub(crate) fn median_duration(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
@@ -579,7 +619,7 @@ async fn run_size(series: &'static str, jobs: usize, hot_jobs: usize, ticks: usi
     summarize(series, jobs, hot_jobs, world.clusters.len(), &sizes, samples)
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -697,9 +737,10 @@ fn excess_of(stats: &StoreStats, work: &Work, sizes: &ItemSizes, requests: u64, 
 
 /// The requests by API of the first tick over an empty world (the sweep claimed, nothing
 /// found), per the translation model: what the scheduler binary must send to the DynamoDB stub.
+/// The binary runs the grouped ledger's tick (`grouped::handle_event`), so that is the tick here.
 pub async fn empty_world_requests() -> anyhow::Result<BTreeMap<String, u64>> {
     let store = CountingStore::new(MemoryStore::new(), item_sizes());
-    scheduler_tick(&store, &MemoryLivy::new(), T0, &config()).await?;
+    norris_control::grouped::grouped_tick(&store, &MemoryLivy::new(), &MemorySpecs::new(), T0, &config()).await?;
     Ok(store
         .take_stats()
         .by_api()
@@ -730,23 +771,28 @@ async fn clean_tick(
 /// Network round trips assumed for the network-wait series: DynamoDB in the same region, Livy on
 /// the cluster's primary node in the same VPC (a submission starts a spark-submit).
 pub const ASSUMED_LATENCY: NetworkLatency =
-    NetworkLatency { dynamodb_request_ms: 8, livy_call_ms: 15, livy_submit_ms: 150 };
+    NetworkLatency { dynamodb_request_ms: 8, livy_call_ms: 15, livy_submit_ms: 150, s3_put_ms: 30 };
 
 /// One tick's time spent waiting on the network, at the assumed round trips.
 #[derive(Debug, Clone, Serialize)]
 pub struct NetworkWait {
+    /// `runs` (the per-window tick) or `grouped`.
+    pub ledger: &'static str,
     /// Jobs in the tables (every one rotating, 1% due a tick).
     pub jobs: usize,
     /// Round trips assumed.
     pub latency: NetworkLatency,
-    /// Runs looked up, followed, submitted and jobs cut or committed at once.
+    /// Runs (groups, shards) looked up, followed, submitted and jobs cut or committed at once.
     pub run_concurrency: usize,
-    /// Windows cut, runs submitted, published, windows committed per tick (median tick).
+    /// Windows cut, runs (group attempts) submitted, windows published, windows committed per
+    /// tick (median tick).
     pub cut_submitted_published_committed: [usize; 4],
     /// DynamoDB requests per tick (median tick).
     pub dynamodb_requests: u64,
     /// Livy calls per tick (median tick).
     pub livy_calls: u64,
+    /// Specs written to S3 per tick (median tick; the grouped tick only).
+    pub spec_puts: u64,
     /// Seconds waited on the network per tick, with this concurrency.
     pub wait_secs: Spread,
     /// The same requests one after another (their round trips added up), seconds.
@@ -791,29 +837,51 @@ pub async fn network_wait(jobs: usize, ticks: usize) -> anyhow::Result<NetworkWa
     samples.sort_by(|a, b| a.waited_secs.total_cmp(&b.waited_secs));
     let median = samples.get(samples.len() / 2).context("no measured tick")?;
     Ok(NetworkWait {
+        ledger: "runs",
         jobs,
         latency,
         run_concurrency: norris_control::follow::RUN_CONCURRENCY,
         cut_submitted_published_committed: median.done,
         dynamodb_requests: median.requests,
         livy_calls: median.livy_calls,
+        spec_puts: 0,
         wait_secs,
         one_by_one_secs: median.one_by_one_secs,
     })
 }
 
-/// Runs the benchmark.
+/// Runs the benchmark: the grouped tick's series, then the per-window tick's, as chosen.
 pub async fn run(options: &Options) -> anyhow::Result<SchedulerReport> {
-    let mut results = Vec::new();
-    for &jobs in &options.sizes {
-        results.push(run_size("1% due", jobs, jobs, options.ticks).await?);
+    let constant_work_sizes: Vec<usize> =
+        options.sizes.iter().copied().filter(|&n| options.constant_work && n > CONSTANT_WORK_HOT_JOBS).collect();
+    let mut grouped = Vec::new();
+    if options.ledger.grouped() {
+        for &jobs in &options.sizes {
+            grouped.push(crate::grouped_scheduler::run_size("1% due", jobs, jobs, options.ticks).await?);
+        }
+        for &jobs in &constant_work_sizes {
+            let series = "constant work";
+            grouped
+                .push(crate::grouped_scheduler::run_size(series, jobs, CONSTANT_WORK_HOT_JOBS, options.ticks).await?);
+        }
     }
-    if options.constant_work {
-        for &jobs in options.sizes.iter().filter(|&&n| n > CONSTANT_WORK_HOT_JOBS) {
+    let mut results = Vec::new();
+    if options.ledger.runs() {
+        for &jobs in &options.sizes {
+            results.push(run_size("1% due", jobs, jobs, options.ticks).await?);
+        }
+        for &jobs in &constant_work_sizes {
             results.push(run_size("constant work", jobs, CONSTANT_WORK_HOT_JOBS, options.ticks).await?);
         }
     }
-    Ok(SchedulerReport { setup: setup_text(), item_sizes: item_sizes(), results, network_wait: Vec::new() })
+    Ok(SchedulerReport {
+        setup: setup_text(),
+        item_sizes: item_sizes(),
+        results,
+        grouped_setup: crate::grouped_scheduler::setup_text(),
+        grouped,
+        network_wait: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -829,6 +897,19 @@ mod tests {
         let spec = def.extraction().expect("extraction");
         assert_eq!(spec.lag_secs, BASE_LAG + 34 * SLOT_SECS, "slot 34");
         assert!(norris_model::PoolDefinition::from_document(&pool_document()).is_ok());
+    }
+
+    #[test]
+    fn the_empty_world_model_is_the_grouped_ticks_first_tick() {
+        let model = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(empty_world_requests())
+            .expect("model");
+        // The claim; the sweep's due index query and definition scan; the open groups' and due
+        // shards' index queries (nothing listed, nothing read by key); the pools and clusters.
+        let expected = [("PutItem", 1), ("Query", 4), ("Scan", 2)].map(|(a, n)| (a.to_string(), n));
+        assert_eq!(model, BTreeMap::from(expected));
     }
 
     #[test]
