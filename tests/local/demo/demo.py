@@ -5,12 +5,19 @@ of inserts and updates; local clusters (moto EMR records that the cluster superv
 stand-in each, running real spark-submit, and takes it away with its Spark applications when the
 cluster is terminated); EventBridge's schedules (it runs `norris watch` and `norris tick` every
 demo tick and `norris rotate` every few ticks, one process per invocation, as Lambda would run one
-invocation per event); and fate: one spot loss (a cluster terminated while windows run on it) and
-one EC2 rebalance recommendation for a primary node, which rotates that cluster. The control plane
-itself is the Rust `norris` binary: it launches the pool's clusters, notices the loss, replaces the
-cluster once, moves the runs, rotates make-before-break. At the end it terminates every cluster the
-demo launched, compares each source table with the lake's current view and writes
-target/demo/report.json.
+invocation per event); and fate: one spot loss (a cluster terminated while a group of windows runs
+on it) and one EC2 rebalance recommendation for a primary node, which rotates that cluster.
+
+The control plane itself is the Rust `norris` binary, on the grouped ledger the Lambdas keep: the
+three jobs share a cohort (size class, interval, phase), so each tick cuts their due windows into
+one group, run as one Livy batch per group attempt (`norris-group-<size>-<interval>-<phase>-
+<shard>-<seq>-a<attempt>`), whose spec the tick writes under target/demo/specs (`NORRIS_SPEC_URI`)
+for the stand-in's spark-submit to read. norris launches the pool's clusters, notices the loss,
+replaces the cluster once, moves the groups that were on it (a new attempt, placed again on the
+replacement), rotates make-before-break. The demo measures the recovery from `norris groups list
+--json` and the Livy batches by name. At the end it terminates every cluster the demo launched,
+compares each source table with the lake's current view (the committed windows' published
+prefixes, from `norris windows list --json`) and writes target/demo/report.json.
 
 Run it through `make demo` (which starts and stops the local world); it stops what it starts,
 also on Ctrl-C or failure.
@@ -51,10 +58,10 @@ LIFECYCLE_ENV = {
     "NORRIS_EMR_PRIMARY_SECURITY_GROUP": "sg-0demoprimary",
     "NORRIS_EMR_CORE_SECURITY_GROUP": "sg-0democore",
     "NORRIS_EMR_LOG_URI": "s3://norris-demo-logs/emr/",
-    # Runs on a draining cluster get this long to finish before they are moved.
+    # Groups on a draining cluster get this long to finish before they are moved.
     "NORRIS_DRAIN_SECS": "180",
     # A drained or lost cluster is terminated this long after (at least the longest time a pass
-    # that places runs can take: seconds here, a Lambda timeout in AWS).
+    # that places groups can take: seconds here, a Lambda timeout in AWS).
     "NORRIS_TERMINATE_SETTLE_SECS": "10",
 }
 POOL = {
@@ -84,16 +91,33 @@ POOL = {
     "max_concurrent_batches": 8,
 }
 LIVE_STATES = ["STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "TERMINATING"]
-BATCH_NAME = re.compile(r"^norris-(.+)-(\d+)-a(\d+)$")
+# A group attempt's Livy batch: `norris-group-<group key, '/' as '-'>-a<attempt>`
+# (`group_batch_name` in crates/engine/src/groups.rs).
+GROUP_BATCH_NAME = re.compile(r"^norris-group-(.+)-a(\d+)$")
+# Short-lived Spark drivers on two cores start faster with the quick JIT and one GC thread.
+FAST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def log(msg: str) -> None:
     print(f"[demo {dt.datetime.now(dt.UTC):%H:%M:%S}] {msg}", flush=True)
 
 
+def spec_dir(prefix: str) -> Path:
+    """Where this demo's ticks and lifecycle passes write group specs (absolute: the Livy
+    stand-in's spark-submit reads them from another working directory)."""
+    return OUT / "specs" / prefix
+
+
 def norris(*args: str, prefix: str) -> str:
-    """Runs the norris command against this demo's tables and returns its stdout."""
-    env = dict(os.environ, NORRIS_TABLE_PREFIX=prefix, NORRIS_DEPLOYMENT=prefix)
+    """Runs the norris command against this demo's tables and returns its stdout. Every
+    invocation may place groups (tick; watch and rotate place moved ones), so every one gets
+    the spec location."""
+    env = dict(
+        os.environ,
+        NORRIS_TABLE_PREFIX=prefix,
+        NORRIS_DEPLOYMENT=prefix,
+        NORRIS_SPEC_URI=f"file://{spec_dir(prefix)}",
+    )
     env.update(LIFECYCLE_ENV)
     out = subprocess.run(
         [str(NORRIS), *args], env=env, capture_output=True, text=True, check=False
@@ -195,7 +219,10 @@ def job_definition(
         "livy": {
             "file": f"local:{ROOT / 'livy-jobs' / 'extract.py'}",
             "jars": ["/usr/share/java/mariadb-java-client.jar"],
-            "conf": {"spark.sql.shuffle.partitions": "2"},
+            "conf": {
+                "spark.sql.shuffle.partitions": "2",
+                "spark.driver.extraJavaOptions": FAST_JVM,
+            },
             "driver_memory": "512m",
         },
         "retry": {"max_attempts": 4, "backoff_base_secs": 5, "backoff_max_secs": 30},
@@ -266,33 +293,35 @@ def cluster_records(prefix: str) -> list[dict]:
     return records
 
 
-def norris_batches(endpoint: str) -> list[tuple[str, int, int, str]]:
-    """(job, window_lo, attempt, state) of the norris batches Livy holds at `endpoint`."""
+def group_batch_name(group: str, attempt: int) -> str:
+    """The Livy batch name of a group attempt (`group_batch_name` in crates/engine/src/groups.rs)."""
+    return f"norris-group-{group.replace('/', '-')}-a{attempt}"
+
+
+def group_batches(endpoint: str) -> dict[str, str]:
+    """Batch name -> Livy state of the group batches Livy holds at `endpoint`."""
     try:
         with urllib.request.urlopen(f"{endpoint}/batches?size=1000", timeout=10) as r:
             sessions = json.load(r)["sessions"]
     except OSError:
-        return []
-    out = []
-    for batch in sessions:
-        match = BATCH_NAME.match(batch.get("name") or "")
-        if match:
-            out.append((match[1], int(match[2]), int(match[3]), batch["state"]))
-    return out
-
-
-def live_batches(endpoint: str) -> list[tuple[str, int, int]]:
-    """(job, window_lo, attempt) of the norris batches Livy runs at `endpoint` right now."""
-    return [
-        (job, lo, attempt)
-        for job, lo, attempt, state in norris_batches(endpoint)
-        if state in ("starting", "running")
-    ]
+        return {}
+    return {
+        b["name"]: b["state"]
+        for b in sessions
+        if GROUP_BATCH_NAME.match(b.get("name") or "")
+    }
 
 
 def spark_running(endpoint: str) -> bool:
-    """Whether a Spark application of norris's runs at `endpoint` (its driver started)."""
-    return any(state == "running" for *_, state in norris_batches(endpoint))
+    """Whether a group's Spark application runs at `endpoint` (its driver started)."""
+    return "running" in group_batches(endpoint).values()
+
+
+def open_groups(prefix: str) -> dict[str, dict]:
+    """Group key -> the open (uncommitted) group, from `norris groups list --json`: attempt,
+    status, cluster, batch_name, members, to_do, published, failed, jobs."""
+    lines = norris("groups", "list", "--json", prefix=prefix).splitlines()
+    return {g["group"]: g for g in (json.loads(line) for line in lines if line.strip())}
 
 
 def deployment_clusters(emr, prefix: str, states: list[str] | None = None) -> list[str]:
@@ -311,14 +340,6 @@ def deployment_clusters(emr, prefix: str, states: list[str] | None = None) -> li
     return ids
 
 
-def run_state(prefix: str, job_id: str, window_lo: int) -> tuple[int, str] | None:
-    """(attempt, status) of one run, from `norris runs list`."""
-    for run in published_runs(prefix, job_id):
-        if run["window_lo"] == window_lo:
-            return run["attempt"], run["status"]
-    return None
-
-
 def log_lifecycle(handler: str, report: dict) -> None:
     """One line for what a lifecycle pass changed, if anything."""
     events = [
@@ -327,8 +348,12 @@ def log_lifecycle(handler: str, report: dict) -> None:
         if report[what]
     ]
     events += [f"lost {key} ({why})" for key, why in report["lost"]]
+    if report["groups_moved"]:
+        events.append(f"moved {report['groups_moved']} group(s) off")
+    if report["groups_placed_again"]:
+        events.append(f"placed {report['groups_placed_again']} moved group(s) again")
     if report["runs_moved"]:
-        events.append(f"moved {report['runs_moved']} run(s)")
+        events.append(f"moved {report['runs_moved']} run(s) of the per-window ledger")
     if report["failures"]:
         events.append(f"failures (retried next pass): {report['failures']}")
     if events:
@@ -337,8 +362,9 @@ def log_lifecycle(handler: str, report: dict) -> None:
 
 class Fate:
     """What the demo does to the clusters, and what it measures of norris's answers: one spot
-    loss (the recovery time: loss to the runs that were on the lost cluster running again, as
-    the run ledger shows them: a new attempt submitted to a live cluster) and one rotation."""
+    loss (the recovery time: loss to every group that was on the lost cluster running again, a
+    new attempt of it placed on another cluster as `norris groups list --json` shows, whose batch
+    Livy runs there under the attempt's name) and one rotation."""
 
     def __init__(self, prefix: str, started: float, emr) -> None:
         self.prefix = prefix
@@ -355,11 +381,11 @@ class Fate:
         now = time.monotonic()
         if self.loss is None and now - self.started >= 40:
             for record in ready:
-                if spark_running(record["endpoint"]):
-                    self._lose(record, live_batches(record["endpoint"]))
+                batches = group_batches(record["endpoint"])
+                if "running" in batches.values() and self._lose(record, batches):
                     return
         if self.loss is not None and "recovered_at" not in self.loss:
-            self._check_recovery()
+            self._check_recovery(records)
         if (
             self.rotation is None
             and self.loss is not None
@@ -375,46 +401,121 @@ class Fate:
             if old["state"] == "draining" and "draining_at" not in self.rotation:
                 self.rotation["draining_at"] = self.at()
                 log(f"rotation: {old['key']} drains (its replacement is ready)")
+            groups = open_groups(self.prefix)
+            for g in self.rotation["groups"]:
+                now_g = groups.get(g["group"])
+                if now_g is not None and now_g["attempt"] > g["attempt"]:
+                    g["moved_to"] = [now_g["cluster"], now_g["attempt"]]
             if old["state"] == "terminated":
                 self.rotation["terminated_at"] = self.at()
+                ended = ", ".join(
+                    f"{g['group']} a{g['attempt']} "
+                    + (
+                        f"moved (attempt {g['moved_to'][1]} on {g['moved_to'][0]})"
+                        if "moved_to" in g
+                        else "finished there"
+                    )
+                    for g in self.rotation["groups"]
+                )
                 log(
                     f"rotation: {old['key']} terminated once nothing of norris's ran on it"
+                    + (f" ({ended})" if ended else "")
                 )
 
-    def _lose(self, record: dict, runs: list[tuple[str, int, int]]) -> None:
+    def _lose(self, record: dict, batches: dict[str, str]) -> bool:
+        """Terminates the cluster under the groups the ledger has on it (with windows still to
+        do); False, and nothing done, when it has none (a batch the ledger no longer follows)."""
+        on_it = [
+            {
+                "group": g["group"],
+                "attempt": g["attempt"],
+                "windows": g["to_do"],
+                "livy_state": batches.get(
+                    group_batch_name(g["group"], g["attempt"]), "not in Livy yet"
+                ),
+            }
+            for g in open_groups(self.prefix).values()
+            if g["cluster"] == record["key"] and g["to_do"] > 0
+        ]
+        if not on_it:
+            return False
         self.emr.terminate_job_flows(JobFlowIds=[record["emr_id"]])
         self.loss = {
             "cluster": record["key"],
             "emr_id": record["emr_id"],
-            "runs": runs,
+            "groups": on_it,
             "lost_at": time.monotonic(),
             "at": self.at(),
         }
         log(
             f"SPOT LOSS: EMR cluster {record['emr_id']} ({record['key']}) terminated with "
-            f"{len(runs)} run(s) on it: "
+            f"{len(on_it)} group(s) on it: "
             + ", ".join(
-                f"{j.split('.')[-1]} {dt.datetime.fromtimestamp(lo, dt.UTC):%H:%M} a{a}"
-                for j, lo, a in runs
+                f"{g['group']} a{g['attempt']} ({g['windows']} window(s), Livy: {g['livy_state']})"
+                for g in on_it
             )
         )
+        return True
 
-    def _check_recovery(self) -> None:
+    def _check_recovery(self, records: list[dict]) -> None:
+        """Whether each group that was on the lost cluster runs again: a later attempt placed on
+        another cluster, whose batch that cluster's Livy runs (or ran) by name. A group whose
+        attempt wrote its result before the loss has nothing left to run and needs no recovery."""
         assert self.loss is not None
-        for job_id, window_lo, attempt in self.loss["runs"]:
-            state = run_state(self.prefix, job_id, window_lo)
-            if state is None or state[0] <= attempt:
-                return
-            if state[1] not in ("running", "published"):
-                return
-        self.loss["recovered_at"] = time.monotonic()
-        self.loss["recovery_secs"] = round(
-            self.loss["recovered_at"] - self.loss["lost_at"], 1
-        )
-        log(
-            f"recovered: the runs of {self.loss['cluster']} run again "
-            f"{self.loss['recovery_secs']} s after the loss"
-        )
+        endpoints = {r["key"]: r["endpoint"] for r in records if r["endpoint"]}
+        groups = open_groups(self.prefix)
+        since = round(time.monotonic() - self.loss["lost_at"], 1)
+        for lost in self.loss["groups"]:
+            if "running_again_secs" in lost or "settled" in lost:
+                continue
+            group = groups.get(lost["group"])
+            if group is None or group["to_do"] == 0:
+                if "placed_again" in lost:
+                    # Its new attempt ran and ended between two looks.
+                    lost["running_again_secs"] = since
+                    log(
+                        f"{lost['group']}: its attempt {lost['placed_again'][1]} ran and ended"
+                    )
+                else:
+                    lost["settled"] = True
+                    log(
+                        f"{lost['group']}: settled by its attempt's result, nothing to run again"
+                    )
+                continue
+            cluster = group["cluster"]
+            if (
+                group["attempt"] <= lost["attempt"]
+                or not cluster
+                or cluster == self.loss["cluster"]
+            ):
+                continue
+            if lost.get("placed_again") != [cluster, group["attempt"]]:
+                lost["placed_again"] = [cluster, group["attempt"]]
+                log(
+                    f"{lost['group']} placed again as attempt {group['attempt']} on {cluster}, "
+                    f"{since} s after the loss"
+                )
+            name = group_batch_name(group["group"], group["attempt"])
+            state = group_batches(endpoints.get(cluster, "")).get(name)
+            if state in ("running", "success"):
+                lost["running_again_secs"] = since
+                log(f"{lost['group']}: Livy batch {name} on {cluster} is {state}")
+        if all(
+            "running_again_secs" in g or "settled" in g for g in self.loss["groups"]
+        ):
+            self.loss["recovered_at"] = time.monotonic()
+            self.loss["recovery_secs"] = max(
+                (
+                    g["running_again_secs"]
+                    for g in self.loss["groups"]
+                    if "running_again_secs" in g
+                ),
+                default=0.0,
+            )
+            log(
+                f"recovered: the groups of {self.loss['cluster']} run again "
+                f"{self.loss['recovery_secs']} s after the loss"
+            )
 
     def _rebalance(self, record: dict) -> None:
         env = dict(os.environ, NORRIS_TABLE_PREFIX=self.prefix)
@@ -427,10 +528,16 @@ class Fate:
         )
         if out.returncode != 0:
             raise RuntimeError(f"rebalance recommendation failed: {out.stderr.strip()}")
-        self.rotation = {"cluster": record["key"], "at": self.at()}
+        on_it = [
+            {"group": g["group"], "attempt": g["attempt"], "windows": g["to_do"]}
+            for g in open_groups(self.prefix).values()
+            if g["cluster"] == record["key"] and g["to_do"] > 0
+        ]
+        self.rotation = {"cluster": record["key"], "at": self.at(), "groups": on_it}
         log(
             f"REBALANCE RECOMMENDATION for the primary node of {record['key']}: "
-            "it is due for rotation now (make-before-break)"
+            "it is due for rotation now (make-before-break); on it: "
+            + (", ".join(f"{g['group']} a{g['attempt']}" for g in on_it) or "no group")
         )
 
     def done(self) -> bool:
@@ -442,18 +549,31 @@ class Fate:
         )
 
 
-def watermarks(prefix: str) -> dict[str, str]:
-    """job id -> watermark text, from `norris jobs list`."""
+def jobs_list(prefix: str) -> dict[str, dict]:
+    """job id -> its line of `norris jobs list`: status, watermark, next due, shard, problems."""
     out = {}
     for line in norris("jobs", "list", prefix=prefix).splitlines()[1:]:
-        parts = line.split()
-        if len(parts) >= 3:
-            out[parts[0]] = parts[2]
+        parts = line.split(None, 5)
+        if len(parts) >= 5:
+            out[parts[0]] = {
+                "status": parts[1],
+                "watermark": parts[2],
+                "next_due": parts[3],
+                "shard": parts[4],
+                "problems": parts[5] if len(parts) > 5 else "",
+            }
     return out
 
 
-def published_runs(prefix: str, job_id: str) -> list[dict]:
-    lines = norris("runs", "list", job_id, "--json", prefix=prefix).splitlines()
+def watermarks(prefix: str) -> dict[str, str]:
+    """job id -> watermark text, from `norris jobs list`."""
+    return {job: line["watermark"] for job, line in jobs_list(prefix).items()}
+
+
+def job_windows(prefix: str, job_id: str) -> list[dict]:
+    """The job's windows in its shard's groups, from `norris windows list JOB --json`: window,
+    group, attempt, status, committed, published_prefix, rows."""
+    lines = norris("windows", "list", job_id, "--json", prefix=prefix).splitlines()
     return [json.loads(line) for line in lines if line.strip()]
 
 
@@ -461,8 +581,10 @@ def lake_report(
     prefix: str, database: str, watermark_by_job: dict[str, int]
 ) -> list[dict]:
     """Compares each source table with the lake's current view (latest version per key over the
-    published windows). Duplicates count row versions published by more than one window that owns
-    them (watermark inside the window; the lookback re-reads are not ownership)."""
+    committed windows' published prefixes, as `norris windows list --json` gives them).
+    Duplicates count row versions published by more than one window that owns them (watermark
+    inside the window; the lookback re-reads are not ownership). The rows the ledger records for
+    the published windows must also be the rows read back from their prefixes."""
     from pyspark.sql import SparkSession, Window
     from pyspark.sql import functions as F
 
@@ -478,11 +600,21 @@ def lake_report(
     try:
         for table in TABLES:
             job_id = f"demo.{table}"
-            runs = [
-                r for r in published_runs(prefix, job_id) if r["status"] == "published"
+            windows = job_windows(prefix, job_id)
+            committed = [
+                w
+                for w in windows
+                if w["status"] == "published"
+                and w["committed"]
+                and w["window_hi"] <= watermark_by_job[job_id]
             ]
-            committed = [r for r in runs if r["window_hi"] <= watermark_by_job[job_id]]
-            paths = [r["published_prefix"] for r in committed]
+            not_published = [
+                w
+                for w in windows
+                if w["window_hi"] <= watermark_by_job[job_id]
+                and w["status"] != "published"
+            ]
+            paths = [w["published_prefix"] for w in committed]
             with conn.cursor() as cur:
                 cur.execute(
                     f"SELECT id, label, amount, updated_at FROM {table} WHERE updated_at < FROM_UNIXTIME(%s)",
@@ -491,8 +623,10 @@ def lake_report(
                 source = {row[0]: (row[1], row[2]) for row in cur.fetchall()}
             lake: dict[int, tuple] = {}
             duplicates = 0
+            rows_read_back = 0
             if paths:
                 df = spark.read.parquet(*paths)
+                rows_read_back = df.count()
                 owned = df.where(
                     (F.unix_timestamp("updated_at") >= F.col("_norris_window_lo"))
                     & (
@@ -519,6 +653,10 @@ def lake_report(
                 {
                     "table": table,
                     "windows_committed": len(committed),
+                    "windows_not_published": len(not_published),
+                    "groups": len({w["group"] for w in committed}),
+                    "rows_published": sum(w["rows"] for w in committed),
+                    "rows_read_back": rows_read_back,
                     "rows_source": len(source),
                     "rows_lake": len(lake),
                     "missing": missing,
@@ -547,7 +685,7 @@ def main() -> int:
         "--min-clusters",
         type=int,
         default=1,
-        help="the pool's min_clusters (2: a warm peer takes a lost cluster's runs at once)",
+        help="the pool's min_clusters (2: a warm peer takes a lost cluster's groups at once)",
     )
     parser.add_argument("--settle-timeout-secs", type=int, default=600)
     args = parser.parse_args()
@@ -633,6 +771,12 @@ def main() -> int:
         log(
             "jobs defined: demo.orders, demo.customers, demo.payments, and demo.refunds (broken on purpose)"
         )
+        # `jobs put` runs the definition sweep at once: each valid job is in its cohort's shard.
+        for job, line in sorted(jobs_list(prefix).items()):
+            log(
+                f"  {job}: {line['status']}, shard {line['shard']}"
+                + (f": {line['problems']}" if line["problems"] else "")
+            )
 
         writers = Writers(database)
         writers.start()
@@ -654,11 +798,14 @@ def main() -> int:
             # The cluster health watcher's sweep, the scheduler, and (every few ticks) the
             # rotation handler, in this order; each line is logged as its invocation ends.
             log_lifecycle("watch", json.loads(norris("watch", prefix=prefix)))
+            # The grouped tick's report counts windows (cut, published, committed, failed) and
+            # group attempts (submitted, retried).
             report = json.loads(norris("tick", prefix=prefix))
             marks = watermarks(prefix)
             log(
-                f"tick: cut {report['windows_cut']}, submitted {report['runs_submitted']}, published "
-                f"{report['runs_published']}, committed {report['windows_committed']}, retried {report['runs_retried']}"
+                f"tick: windows cut {report['windows_cut']}, group attempts submitted "
+                f"{report['runs_submitted']}, windows published {report['runs_published']}, "
+                f"committed {report['windows_committed']}, attempts retried {report['runs_retried']}"
                 f" | watermarks "
                 + ", ".join(
                     f"{k.split('.')[1]} {v[11:19]}"
@@ -666,6 +813,8 @@ def main() -> int:
                     if v != "-"
                 )
             )
+            if report["failures"]:
+                log(f"tick failures (retried next tick): {report['failures']}")
             if ticks % args.rotate_every == 0:
                 log_lifecycle("rotate", json.loads(norris("rotate", prefix=prefix)))
             records = cluster_records(prefix)
@@ -732,22 +881,39 @@ def main() -> int:
             "loss": {
                 "cluster": fate.loss["cluster"],
                 "at_secs": fate.loss["at"],
-                "runs_on_it": len(fate.loss["runs"]),
+                "groups_on_it": fate.loss["groups"],
+                "windows_on_it": sum(g["windows"] for g in fate.loss["groups"]),
             },
             "rotation": {
                 "cluster": fate.rotation["cluster"],
                 "at_secs": fate.rotation["at"],
                 "draining_at_secs": fate.rotation.get("draining_at"),
                 "terminated_at_secs": fate.rotation.get("terminated_at"),
+                "groups_on_it": fate.rotation["groups"],
             },
         }
 
         log("comparing each source table with the lake's current view")
         tables = lake_report(prefix, database, {f"demo.{t}": target for t in TABLES})
+        # The broken job's verdict, as the person editing it sees it: on its item.
+        item = (
+            boto3.client("dynamodb")
+            .get_item(
+                TableName=f"{prefix}-jobs",
+                Key={"job_id": {"S": "demo.refunds"}},
+                ConsistentRead=True,
+            )
+            .get("Item", {})
+        )
         invalid = [
-            line
-            for line in norris("jobs", "list", prefix=prefix).splitlines()
-            if "invalid" in line
+            {
+                "job_id": "demo.refunds",
+                "norris_status": item.get("norris_status", {}).get("S"),
+                "norris_problems": [
+                    p.get("S") for p in item.get("norris_problems", {}).get("L", [])
+                ],
+                "jobs_list": jobs_list(prefix).get("demo.refunds"),
+            }
         ]
         result = {
             "prefix": prefix,
@@ -760,26 +926,54 @@ def main() -> int:
         (OUT / "report.json").write_text(json.dumps(result, indent=2))
         print()
         print(
-            f"{'table':<12} {'windows':>8} {'rows source':>12} {'rows lake':>10} {'missing':>8} {'duplicates':>10} {'mismatched':>10}"
+            f"{'table':<12} {'windows':>8} {'groups':>7} {'rows published':>15} {'rows read back':>15} "
+            f"{'rows source':>12} {'rows lake':>10} {'missing':>8} {'duplicates':>10} {'mismatched':>10}"
         )
         for t in tables:
             print(
-                f"{t['table']:<12} {t['windows_committed']:>8} {t['rows_source']:>12} {t['rows_lake']:>10} "
+                f"{t['table']:<12} {t['windows_committed']:>8} {t['groups']:>7} {t['rows_published']:>15} "
+                f"{t['rows_read_back']:>15} {t['rows_source']:>12} {t['rows_lake']:>10} "
                 f"{t['missing']:>8} {t['duplicates']:>10} {t['mismatched']:>10}"
             )
+        loss = clusters["loss"]
         print(
             f"\nclusters: launched {clusters['clusters_launched']}, spot losses "
-            f"{clusters['spot_losses']} (runs on the lost cluster running again after "
+            f"{clusters['spot_losses']} ({len(loss['groups_on_it'])} group(s), "
+            f"{loss['windows_on_it']} window(s) on the lost cluster, running again after "
             f"{', '.join(f'{s} s' for s in clusters['recovery_secs'])}), rotations "
             f"{clusters['rotations']}, left running {clusters['clusters_left_running']}"
         )
-        for line in invalid:
+        rotation = clusters["rotation"]
+        moved = [g for g in rotation["groups_on_it"] if "moved_to" in g]
+        print(
+            f"rotation of {rotation['cluster']}: recommendation at {rotation['at_secs']} s, "
+            f"draining at {rotation['draining_at_secs']} s (replacement ready), terminated at "
+            f"{rotation['terminated_at_secs']} s; of its {len(rotation['groups_on_it'])} group(s), "
+            f"{len(rotation['groups_on_it']) - len(moved)} finished there, {len(moved)} moved"
+        )
+        for job in invalid:
             print(
-                f"reported invalid: {line.split(None, 4)[0]}: {line.split(None, 4)[-1]}"
+                f"reported {job['norris_status']}: {job['job_id']}: "
+                + "; ".join(p or "" for p in job["norris_problems"])
             )
         print(f"\nreport written to {OUT / 'report.json'}")
-        bad = [t for t in tables if t["missing"] or t["duplicates"] or t["mismatched"]]
-        return 1 if bad or left_running else 0
+        bad = [
+            t
+            for t in tables
+            if t["missing"]
+            or t["duplicates"]
+            or t["mismatched"]
+            or t["windows_not_published"]
+            or t["rows_published"] != t["rows_read_back"]
+        ]
+        unreported = [
+            j
+            for j in invalid
+            if j["norris_status"] != "invalid" or not j["norris_problems"]
+        ]
+        if unreported:
+            print(f"the broken job was not reported invalid: {unreported}")
+        return 1 if bad or left_running or unreported else 0
     except KeyboardInterrupt:
         log("interrupted; stopping what the demo started")
         return 130
