@@ -37,11 +37,12 @@ pub async fn list_jobs(store: &DynamoStore) -> Result<()> {
     for record in store.scan_job_definitions().await? {
         let id = JobId::new(&record.key);
         let Some((shard, line)) = lines.get(&id).and_then(|l| l.first()) else {
-            let why = match &record.parsed {
-                Err(e) => e.to_string(),
-                Ok(_) => "not in a shard yet (the next definition sweep places it)".into(),
+            // A definition that does not parse has no cohort, so no line until it is fixed.
+            let (status, why) = match &record.parsed {
+                Err(e) => ("invalid", e.to_string()),
+                Ok(_) => ("unplaced", "not in a shard yet (the next definition sweep places it)".into()),
             };
-            println!("{:<28} {:<12} {:<22} {:<22} {:<18} {why}", record.key, "unplaced", "-", "-", "-");
+            println!("{:<28} {:<12} {:<22} {:<22} {:<18} {why}", record.key, status, "-", "-", "-");
             continue;
         };
         let status = match (&line.validity, &record.parsed) {
@@ -134,12 +135,12 @@ fn window_row(group: &Group, m: &norris_model::Member, watermark: UnixTime, lake
     })
 }
 
-/// A group's status as listed.
+/// A group's status as listed: a placed attempt is followed in Livy by its batch name, and the
+/// ledger is not rewritten when it starts running, so both placed states read `placed`.
 fn status_name(status: &GroupStatus) -> &'static str {
     match status {
         GroupStatus::Pending { .. } => "pending",
-        GroupStatus::Submitting { .. } => "submitting",
-        GroupStatus::Running { .. } => "running",
+        GroupStatus::Submitting { .. } | GroupStatus::Running { .. } => "placed",
         GroupStatus::Settled { .. } => "settled",
     }
 }
@@ -152,7 +153,7 @@ pub async fn list_groups(store: &DynamoStore, as_json: bool) -> Result<()> {
         let row = json!({
             "group": g.key.to_string(), "attempt": g.attempt.0, "status": status_name(&g.status),
             "cluster": g.status.cluster().map(ToString::to_string),
-            "batch_name": match &g.status { GroupStatus::Running { batch, .. } => Some(batch.batch_name.clone()), _ => None },
+            "batch_name": g.status.cluster().map(|_| norris_engine::groups::group_batch_name(&g)),
             "members": g.members.len(),
             "to_do": count(|s| matches!(s, MemberState::ToDo)),
             "published": count(|s| matches!(s, MemberState::Published { .. })),

@@ -1,7 +1,7 @@
 //! The scheduler tick on the grouped ledger (ARCHITECTURE.md, "Plan: the grouped ledger"): jobs
 //! live in shards of their cohort, and a tick cuts each due shard's windows into one group, run as
-//! one Livy batch per attempt. What the scheduler Lambda runs (`handle_event`); the per-window
-//! tick (`scheduler.rs`) stays for the CLI's `norris tick` and the local demo until it is removed.
+//! one Livy batch per attempt. What the scheduler Lambda (`handle_event`) and `norris tick` run;
+//! the per-window tick (`scheduler.rs`) is still in the tree until it is removed.
 //!
 //! A tick, in order:
 //! 1. the definition sweep (when its periodic task is due): every definition gets a line in a
