@@ -3,18 +3,23 @@
 //! finishing within the interval with the compact result `extract.py` writes, and each store
 //! operation billed as DynamoDB bills it, with the sizes of the adapter's own items and index
 //! entries (`norris_dynamo::billing`; the ledger indexes copy keys only, so their readers fetch
-//! the items by key). Extrapolated to a 30-day month at on-demand list prices.
+//! the items by key). Between ticks the cluster health watcher's and the rotation handler's
+//! passes (`norris_control::clusters::watch` and `rotate`) run every minute over the same store,
+//! in a steady world (a pool whose clusters are all up, none to rotate), and their reads are
+//! billed apart. Extrapolated to a 30-day month at on-demand list prices.
 
+use norris_control::clusters::{rotate, watch, ClusterReport, LifecycleConfig};
 use norris_control::grouped::grouped_tick;
 use norris_control::SchedulerConfig;
 use norris_dynamo::billing;
 use norris_model::{
-    Attempt, AttemptOutcome, AttemptResult, BatchPhase, Cluster, ClusterKey, ClusterState, CohortKey, Group, GroupKey,
-    GroupResult, GroupStatus, JobDefinition, JobId, JobState, PoolDefinition, Run, RunKey, Shard, ShardKey, SizeClass,
-    UnixTime, Version,
+    Attempt, AttemptOutcome, AttemptResult, BatchPhase, Cluster, ClusterKey, ClusterState, CohortKey, EmrState, Group,
+    GroupKey, GroupResult, GroupStatus, JobDefinition, JobId, JobState, LaunchRequest, PoolDefinition, Run, RunKey,
+    Shard, ShardKey, UnixTime, Version,
 };
 use norris_ports::{
-    Annotation, DefinitionRecord, GroupStore, MemoryLivy, MemorySpecs, MemoryStore, StateStore, StoreError, WriteError,
+    Annotation, DefinitionRecord, EmrService, GroupStore, MemoryEmr, MemoryLivy, MemorySpecs, MemoryStore, StateStore,
+    StoreError, WriteError,
 };
 use norris_sim::prices;
 use serde::Serialize;
@@ -28,6 +33,14 @@ const LIVY: &str = "http://livy-a";
 const TICK_SECS: i64 = 300;
 /// Ticks of the first hour, left out of the steady-state figures (jobs placed, first schemas).
 const WARM_UP_TICKS: usize = 12;
+/// The cluster health watcher's sweep (`infra/lib/config.ts`): a pass every minute.
+const WATCH_SECS: i64 = 60;
+/// The rotation handler's rate: a pass every 10 minutes, run here in place of that minute's sweep.
+const ROTATE_SECS: i64 = 600;
+/// The deployment tag of the bench's clusters.
+const DEPLOYMENT: &str = "norris-bench";
+/// A run item of the per-window ledger, for `active_runs` (the grouped ledger has none).
+const RUN_BYTES: usize = 600;
 
 /// What the measurement is run on.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +98,19 @@ impl Units {
         self.requests += (items as u64).div_ceil(100);
     }
 
+    fn add(&mut self, other: Units) {
+        for (k, v) in other.writes {
+            *self.writes.entry(k).or_default() += v;
+        }
+        for (k, v) in other.reads {
+            *self.reads.entry(k).or_default() += v;
+        }
+        for (k, v) in other.bytes_written {
+            *self.bytes_written.entry(k).or_default() += v;
+        }
+        self.requests += other.requests;
+    }
+
     fn total_writes(&self) -> u64 {
         self.writes.values().sum()
     }
@@ -124,6 +150,20 @@ pub struct CostReport {
     /// The other Lambdas per month (USD): the watcher's sweep every minute and the rotation
     /// handler every 10 minutes, whatever the job count, at the same assumed GB-seconds.
     pub other_lambdas_usd_month: f64,
+    /// Lifecycle passes measured (the watcher's and the rotation handler's, between the
+    /// measured ticks).
+    pub lifecycle_passes: usize,
+    /// Of those, the rotation handler's.
+    pub rotation_passes: usize,
+    /// Units the lifecycle passes were billed, by what they read; apart from the tick's.
+    pub lifecycle_units: Units,
+    /// What a lifecycle pass changed (launched, drained, terminated, lost, moved, failed): the
+    /// world is steady, so anything here is a finding, not a cost to average in.
+    pub lifecycle_changes: Vec<String>,
+    /// The lifecycle passes' DynamoDB reads per month (USD; their writes too, should they make
+    /// any): a pass every minute whatever the job count, each reading the open groups, which
+    /// grow with the jobs.
+    pub lifecycle_reads_usd_month: f64,
     /// All of it.
     pub total_usd_month: f64,
 }
@@ -203,7 +243,13 @@ impl StateStore for BillingStore<'_> {
         self.inner.update_run(run).await
     }
     async fn active_runs(&self) -> Result<Vec<Run>, StoreError> {
-        self.inner.active_runs().await
+        let found = self.inner.active_runs().await?;
+        // The keys-only `active` index (a query costs a unit even when empty), then the items.
+        self.bill(|u| {
+            u.read("active runs (index)", 100 * found.len(), false);
+            u.batch_read("active runs (items)", found.iter().map(|_| RUN_BYTES), true);
+        });
+        Ok(found)
     }
     async fn runs_of_job(&self, id: &JobId, from: UnixTime, limit: usize) -> Result<Vec<Run>, StoreError> {
         self.inner.runs_of_job(id, from, limit).await
@@ -219,7 +265,8 @@ impl StateStore for BillingStore<'_> {
     }
     async fn list_clusters(&self) -> Result<Vec<Cluster>, StoreError> {
         let found = self.inner.list_clusters().await?;
-        self.bill(|u| u.read("clusters", 400 * found.len(), false));
+        // The adapter's query is strongly consistent.
+        self.bill(|u| u.read("clusters", 400 * found.len(), true));
         Ok(found)
     }
     async fn get_attempt_results(&self, attempts: &[(RunKey, Attempt)]) -> Result<Vec<AttemptResult>, StoreError> {
@@ -388,6 +435,25 @@ async fn applications_finish(store: &BillingStore<'_>, livy: &MemoryLivy, schema
     }
 }
 
+/// The pool of the bench's clusters: exactly `clusters` of them, 4 batch slots each (the
+/// placement's default, so the tick places as it did without a pool), rotated after 30 days.
+fn pool_document(clusters: u32) -> Value {
+    json!({
+        "size_class": "small", "emr_release": "emr-7.5.0",
+        "primary": {"instance_types": [{"instance_type": "m7g.xlarge"}], "on_demand_capacity": 1},
+        "core": {"instance_types": [{"instance_type": "m7g.xlarge"}], "on_demand_capacity": 2},
+        "max_age_secs": 30 * 86_400, "min_clusters": clusters, "max_clusters": clusters,
+        "max_concurrent_batches": 4
+    })
+}
+
+/// What a lifecycle pass changed, if anything: in the bench's steady world every pass should
+/// find its pool complete and nothing lost, moved or waiting.
+fn lifecycle_change(pass: &str, at: UnixTime, report: &ClusterReport) -> Option<String> {
+    let steady = ClusterReport { groups_waiting: Some(0), ..ClusterReport::default() };
+    (*report != steady).then(|| format!("{pass} at +{} s: {report:?}", at.secs() - T0.secs()))
+}
+
 /// Runs the measurement.
 pub async fn measure(args: CostArgs) -> anyhow::Result<CostReport> {
     let memory = MemoryStore::new();
@@ -397,15 +463,33 @@ pub async fn measure(args: CostArgs) -> anyhow::Result<CostReport> {
         memory.put_job_document(&job_document(i)).await?;
     }
     // Two clusters of 4 batch slots per 1,000 jobs: every shard's group runs within the interval
-    // (fewer, and groups queue for slots and the cost per window is a backlog's).
+    // (fewer, and groups queue for slots and the cost per window is a backlog's). Their pool
+    // wants exactly them, and EMR runs them (WAITING) under this deployment's tags, so the
+    // lifecycle passes find nothing to launch, drain, terminate or write off.
     let clusters = 2 * args.jobs.div_ceil(1000).max(1);
+    let pool_doc = pool_document(clusters);
+    memory.put_pool_document(&pool_doc).await?;
+    let pool = PoolDefinition::from_document(&pool_doc).map_err(|e| anyhow::anyhow!("pool: {e:?}"))?;
+    let emr = MemoryEmr::new();
+    emr.set_now(T0);
     for n in 1..=clusters {
+        let key = ClusterKey::new(format!("small-{n}"));
+        let request = LaunchRequest {
+            key: key.clone(),
+            deployment: DEPLOYMENT.into(),
+            size_class: pool.size_class.clone(),
+            generation: n,
+            pool: pool.clone(),
+            extra_tags: BTreeMap::new(),
+        };
+        let emr_cluster_id = emr.launch(&request).await?;
+        emr.set_state(&emr_cluster_id, EmrState::Waiting, None);
         memory
             .create_cluster(&Cluster {
-                key: ClusterKey::new(format!("small-{n}")),
-                size_class: SizeClass::new("small"),
-                generation: 1,
-                emr_cluster_id: Some(format!("j-{n}")),
+                key,
+                size_class: pool.size_class.clone(),
+                generation: n,
+                emr_cluster_id: Some(emr_cluster_id),
                 livy_endpoint: Some(LIVY.into()),
                 state: ClusterState::Ready,
                 created_at: T0,
@@ -418,6 +502,16 @@ pub async fn measure(args: CostArgs) -> anyhow::Result<CostReport> {
     }
     let (livy, specs) = (MemoryLivy::new(), MemorySpecs::new());
     let config = SchedulerConfig { table_prefix: "norris".into(), definition_sweep_secs: 900, max_due_per_tick: 5000 };
+    let env: std::collections::HashMap<String, String> =
+        [("NORRIS_TABLE_PREFIX", "norris"), ("NORRIS_DEPLOYMENT", DEPLOYMENT)]
+            .map(|(k, v)| (k.into(), v.into()))
+            .into();
+    let lifecycle_config = LifecycleConfig {
+        scheduler: config.clone(),
+        ..LifecycleConfig::from_env_map(&env).map_err(|e| anyhow::anyhow!("lifecycle config: {e}"))?
+    };
+    let mut lifecycle = Units::default();
+    let (mut passes, mut rotations, mut changes) = (0, 0, Vec::new());
     let ticks = (args.days * 86_400.0 / TICK_SECS as f64) as usize;
     let mut schemas_seen = BTreeSet::new();
     let mut steady = Units::default();
@@ -432,19 +526,27 @@ pub async fn measure(args: CostArgs) -> anyhow::Result<CostReport> {
         // The applications finish within the interval (a Spark job of a few hundred small windows).
         applications_finish(&store, &livy, &mut schemas_seen).await;
         let units = store.take();
+        // The lifecycle passes of the interval's minutes, the first after the tick; the
+        // rotation handler's at every tenth minute in place of the watcher's sweep.
+        for at in (0..TICK_SECS / WATCH_SECS).map(|m| now.plus_secs(m * WATCH_SECS)) {
+            let rotation = (at.secs() - T0.secs()) % ROTATE_SECS == 0;
+            let pass = if rotation {
+                rotate(&store, &emr, &livy, &specs, at, &lifecycle_config).await?
+            } else {
+                watch(&store, &emr, &livy, &specs, None, at, &lifecycle_config).await?
+            };
+            changes.extend(lifecycle_change(if rotation { "rotation" } else { "watch" }, at, &pass));
+            if n >= WARM_UP_TICKS {
+                passes += 1;
+                rotations += usize::from(rotation);
+            }
+        }
+        let pass_units = store.take();
         if n >= WARM_UP_TICKS {
             committed += report.windows_committed;
             attempts += report.runs_submitted;
-            for (k, v) in units.writes {
-                *steady.writes.entry(k).or_default() += v;
-            }
-            for (k, v) in units.reads {
-                *steady.reads.entry(k).or_default() += v;
-            }
-            for (k, v) in units.bytes_written {
-                *steady.bytes_written.entry(k).or_default() += v;
-            }
-            steady.requests += units.requests;
+            steady.add(units);
+            lifecycle.add(pass_units);
         }
     }
     let measured = ticks.saturating_sub(WARM_UP_TICKS).max(1);
@@ -456,6 +558,10 @@ pub async fn measure(args: CostArgs) -> anyhow::Result<CostReport> {
     let specs = attempts as f64 * per_month * (prices::S3_PUT_REQUEST + prices::S3_GET_REQUEST);
     let others = (30.0 * 1440.0 + 30.0 * 144.0)
         * (prices::LAMBDA_PER_REQUEST + prices::LAMBDA_GB_SECOND * prices::ASSUMED_GB_SECONDS);
+    // Writes too, should a pass make any (in a steady world it makes none).
+    let lifecycle_usd = (lifecycle.total_reads() * prices::DYNAMO_READ_UNIT
+        + lifecycle.total_writes() as f64 * prices::DYNAMO_WRITE_UNIT)
+        * per_month;
     let shards = memory.due_shards(UnixTime(i64::MAX), usize::MAX).await?.len();
     let round = |x: f64| (x * 100.0).round() / 100.0;
     Ok(CostReport {
@@ -470,7 +576,12 @@ pub async fn measure(args: CostArgs) -> anyhow::Result<CostReport> {
         lambda_usd_month: round(lambda),
         specs_usd_month: round(specs),
         other_lambdas_usd_month: round(others),
-        total_usd_month: round(writes + reads + lambda + specs + others),
+        lifecycle_passes: passes,
+        rotation_passes: rotations,
+        lifecycle_units: lifecycle,
+        lifecycle_changes: changes,
+        lifecycle_reads_usd_month: round(lifecycle_usd),
+        total_usd_month: round(writes + reads + lambda + specs + others + lifecycle_usd),
         units: steady,
     })
 }
@@ -494,13 +605,35 @@ pub fn print(r: &CostReport) {
     }
     println!("per window: {:.2} write units; per tick: {:.1} requests", r.write_units_per_window, r.requests_per_tick);
     println!(
+        "lifecycle passes between those ticks: {} ({} of them the rotation handler's), {} change(s)",
+        r.lifecycle_passes,
+        r.rotation_passes,
+        r.lifecycle_changes.len()
+    );
+    let kinds: BTreeSet<&str> =
+        r.lifecycle_units.writes.keys().chain(r.lifecycle_units.reads.keys()).copied().collect();
+    for kind in kinds {
+        println!(
+            "{:<30} {:>12} {:>14} {:>12.1}",
+            kind,
+            r.lifecycle_units.writes.get(kind).copied().unwrap_or(0),
+            r.lifecycle_units.bytes_written.get(kind).copied().unwrap_or(0),
+            r.lifecycle_units.reads.get(kind).copied().unwrap_or(0.0)
+        );
+    }
+    println!("per pass: {:.1} requests", r.lifecycle_units.requests as f64 / r.lifecycle_passes.max(1) as f64);
+    for change in &r.lifecycle_changes {
+        println!("  changed: {change}");
+    }
+    println!(
         "per month: DynamoDB writes ${:.2}, reads ${:.2}, scheduler Lambda ${:.2}, S3 specs ${:.2}, \
-         other Lambdas ${:.2}: ${:.2}",
+         other Lambdas ${:.2}, lifecycle passes' DynamoDB reads ${:.2}: ${:.2}",
         r.dynamodb_writes_usd_month,
         r.dynamodb_reads_usd_month,
         r.lambda_usd_month,
         r.specs_usd_month,
         r.other_lambdas_usd_month,
+        r.lifecycle_reads_usd_month,
         r.total_usd_month
     );
 }
@@ -518,5 +651,25 @@ mod tests {
         assert!(r.units.writes["shard"] >= 60, "a shard write per tick at least");
         assert!(r.units.writes.contains_key("group result (Spark)"));
         assert!(r.total_usd_month > r.lambda_usd_month);
+    }
+
+    #[tokio::test]
+    async fn lifecycle_passes_change_nothing_and_their_reads_are_billed() {
+        let r = measure(CostArgs { jobs: 20, days: 0.25 }).await.expect("measured");
+        // A pass a minute over the 60 measured ticks, one in ten the rotation handler's.
+        assert_eq!((r.lifecycle_passes, r.rotation_passes), (300, 30));
+        assert!(r.lifecycle_changes.is_empty(), "a steady world: {:#?}", r.lifecycle_changes);
+        assert!(r.lifecycle_units.writes.is_empty(), "{:?}", r.lifecycle_units.writes);
+        for kind in ["pools", "clusters", "active runs (index)", "open groups (index)", "open groups (items)"] {
+            assert!(r.lifecycle_units.reads.get(kind).is_some_and(|u| *u > 0.0), "{kind}: {:?}", r.lifecycle_units);
+        }
+        assert!(r.lifecycle_reads_usd_month > 0.0);
+        let parts = r.dynamodb_writes_usd_month
+            + r.dynamodb_reads_usd_month
+            + r.lambda_usd_month
+            + r.specs_usd_month
+            + r.other_lambdas_usd_month
+            + r.lifecycle_reads_usd_month;
+        assert!((r.total_usd_month - parts).abs() < 0.05, "{} vs {parts}", r.total_usd_month);
     }
 }
