@@ -3,12 +3,13 @@
 //! finishing within the interval with the compact result `extract.py` writes, and each store
 //! operation billed as DynamoDB bills it, with the sizes of the adapter's own items and index
 //! entries (`norris_dynamo::billing`; the ledger indexes copy keys only, so their readers fetch
-//! the items by key). Between ticks the cluster health watcher's and the rotation handler's
-//! passes (`norris_control::clusters::watch` and `rotate`) run every minute over the same store,
+//! the items by key). Between ticks the lifecycle passes run over the same store as the stack
+//! schedules them (`norris_control::clusters::watch` and `migrate` every minute, `rotate` every
+//! ten),
 //! in a steady world (a pool whose clusters are all up, none to rotate), and their reads are
 //! billed apart. Extrapolated to a 30-day month at on-demand list prices.
 
-use norris_control::clusters::{rotate, watch, ClusterReport, LifecycleConfig};
+use norris_control::clusters::{migrate, rotate, watch, ClusterReport, LifecycleConfig};
 use norris_control::grouped::grouped_tick;
 use norris_control::SchedulerConfig;
 use norris_dynamo::billing;
@@ -147,11 +148,12 @@ pub struct CostReport {
     /// Group attempts' specs per month (USD): one S3 PUT by the tick and one GET by the
     /// application per attempt.
     pub specs_usd_month: f64,
-    /// The other Lambdas per month (USD): the watcher's sweep every minute and the rotation
-    /// handler every 10 minutes, whatever the job count, at the same assumed GB-seconds.
+    /// The other Lambdas per month (USD): the watcher's sweep and the migrator every minute and
+    /// the rotation handler every 10 minutes, whatever the job count, at the same assumed
+    /// GB-seconds.
     pub other_lambdas_usd_month: f64,
-    /// Lifecycle passes measured (the watcher's and the rotation handler's, between the
-    /// measured ticks).
+    /// Lifecycle passes measured (the watcher's, the migrator's and the rotation handler's,
+    /// between the measured ticks).
     pub lifecycle_passes: usize,
     /// Of those, the rotation handler's.
     pub rotation_passes: usize,
@@ -450,7 +452,9 @@ fn pool_document(clusters: u32) -> Value {
 /// What a lifecycle pass changed, if anything: in the bench's steady world every pass should
 /// find its pool complete and nothing lost, moved or waiting.
 fn lifecycle_change(pass: &str, at: UnixTime, report: &ClusterReport) -> Option<String> {
-    let steady = ClusterReport { groups_waiting: Some(0), ..ClusterReport::default() };
+    // `groups_waiting` is the pool planning's count: passes that plan no pools (the migrator's)
+    // leave it unknown.
+    let steady = ClusterReport { groups_waiting: report.groups_waiting.and(Some(0)), ..ClusterReport::default() };
     (*report != steady).then(|| format!("{pass} at +{} s: {report:?}", at.secs() - T0.secs()))
 }
 
@@ -526,18 +530,20 @@ pub async fn measure(args: CostArgs) -> anyhow::Result<CostReport> {
         // The applications finish within the interval (a Spark job of a few hundred small windows).
         applications_finish(&store, &livy, &mut schemas_seen).await;
         let units = store.take();
-        // The lifecycle passes of the interval's minutes, the first after the tick; the
-        // rotation handler's at every tenth minute in place of the watcher's sweep.
+        // The lifecycle passes of the interval's minutes, as the stack schedules them: the
+        // watcher's sweep and the migrator every minute, the rotation handler every tenth.
         for at in (0..TICK_SECS / WATCH_SECS).map(|m| now.plus_secs(m * WATCH_SECS)) {
+            let watched = watch(&store, &emr, &livy, &specs, None, at, &lifecycle_config).await?;
+            changes.extend(lifecycle_change("watch", at, &watched));
+            let migrated = migrate(&store, &livy, &specs, at, &lifecycle_config).await?;
+            changes.extend(lifecycle_change("migrate", at, &migrated));
             let rotation = (at.secs() - T0.secs()) % ROTATE_SECS == 0;
-            let pass = if rotation {
-                rotate(&store, &emr, &livy, &specs, at, &lifecycle_config).await?
-            } else {
-                watch(&store, &emr, &livy, &specs, None, at, &lifecycle_config).await?
-            };
-            changes.extend(lifecycle_change(if rotation { "rotation" } else { "watch" }, at, &pass));
+            if rotation {
+                let rotated = rotate(&store, &emr, &livy, &specs, at, &lifecycle_config).await?;
+                changes.extend(lifecycle_change("rotation", at, &rotated));
+            }
             if n >= WARM_UP_TICKS {
-                passes += 1;
+                passes += 2 + usize::from(rotation);
                 rotations += usize::from(rotation);
             }
         }
@@ -556,7 +562,7 @@ pub async fn measure(args: CostArgs) -> anyhow::Result<CostReport> {
     let lambda = (30 * 86_400 / TICK_SECS) as f64
         * (prices::LAMBDA_PER_REQUEST + prices::LAMBDA_GB_SECOND * prices::ASSUMED_GB_SECONDS);
     let specs = attempts as f64 * per_month * (prices::S3_PUT_REQUEST + prices::S3_GET_REQUEST);
-    let others = (30.0 * 1440.0 + 30.0 * 144.0)
+    let others = (30.0 * 1440.0 * 2.0 + 30.0 * 144.0)
         * (prices::LAMBDA_PER_REQUEST + prices::LAMBDA_GB_SECOND * prices::ASSUMED_GB_SECONDS);
     // Writes too, should a pass make any (in a steady world it makes none).
     let lifecycle_usd = (lifecycle.total_reads() * prices::DYNAMO_READ_UNIT
@@ -656,8 +662,9 @@ mod tests {
     #[tokio::test]
     async fn lifecycle_passes_change_nothing_and_their_reads_are_billed() {
         let r = measure(CostArgs { jobs: 20, days: 0.25 }).await.expect("measured");
-        // A pass a minute over the 60 measured ticks, one in ten the rotation handler's.
-        assert_eq!((r.lifecycle_passes, r.rotation_passes), (300, 30));
+        // The watcher's and the migrator's each minute of the 60 measured ticks, and the
+        // rotation handler's every tenth minute.
+        assert_eq!((r.lifecycle_passes, r.rotation_passes), (630, 30));
         assert!(r.lifecycle_changes.is_empty(), "a steady world: {:#?}", r.lifecycle_changes);
         assert!(r.lifecycle_units.writes.is_empty(), "{:?}", r.lifecycle_units.writes);
         for kind in ["pools", "clusters", "active runs (index)", "open groups (index)", "open groups (items)"] {
