@@ -69,7 +69,7 @@ sim:
 	  --jobs $(JOBS) --clusters $(CLUSTERS) --faults $(FAULTS) $(SPOT) \
 	  --out target/sim/report.json --html target/sim/report.html
 
-# The long soak: 10,000 seeds x 1 virtual day, norris's strategy, harsh faults; the per-seed lines
+# The long soak: 10,000 seeds x 1 virtual day, norris's strategy on the grouped ledger, harsh faults; the per-seed lines
 # in target/sim/soak.txt, the aggregate in target/sim/soak.json.
 soak:
 	mkdir -p target/sim
