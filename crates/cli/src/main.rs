@@ -1,6 +1,6 @@
 //! `norris`: the operator's command. Tables, job and pool definitions, one-off scheduler ticks and
-//! lifecycle passes, what the ledger holds, and the simulator. It talks to DynamoDB through the standard AWS environment
-//! (`AWS_ENDPOINT_URL` points it at the local world's moto server).
+//! lifecycle passes, what the ledger holds, and the simulator. It talks to DynamoDB through the
+//! standard AWS environment (`AWS_ENDPOINT_URL` points it at the local world's moto server).
 
 mod ledger;
 

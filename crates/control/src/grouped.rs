@@ -1185,6 +1185,18 @@ mod tests {
         }
     }
 
+    /// A shard of `jobs`, each with its next window at 300, as the store now holds it.
+    async fn created_shard(store: &MemoryStore, key: &ShardKey, jobs: &[&JobId]) -> Shard {
+        let shard = Shard {
+            key: key.clone(),
+            jobs: jobs.iter().map(|id| ((*id).clone(), line(300))).collect(),
+            cut_seq: 0,
+            due_at: Some(UnixTime(300)),
+            version: Version::INITIAL,
+        };
+        store.create_shard(&shard).await.expect("create")
+    }
+
     /// A sweep worked out a job's new line from the shard it read; a tick then cut the job's next
     /// window. The sweep's write loses the race and must not put the stale line back over the
     /// tick's (that would cut the window again).
@@ -1193,14 +1205,7 @@ mod tests {
         let store = MemoryStore::new();
         let job = JobId::new("shop.orders");
         let key = ShardKey { cohort: cohort(), index: 0 };
-        let read = Shard {
-            key: key.clone(),
-            jobs: BTreeMap::from([(job.clone(), line(300))]),
-            cut_seq: 0,
-            due_at: Some(UnixTime(300)),
-            version: Version::INITIAL,
-        };
-        let read = store.create_shard(&read).await.expect("create");
+        let read = created_shard(&store, &key, &[&job]).await;
         let mut ticked = read.clone();
         ticked.jobs.insert(job.clone(), line(600));
         ticked.cut_seq = 1;
@@ -1224,14 +1229,7 @@ mod tests {
         let store = MemoryStore::new();
         let (a, b) = (JobId::new("shop.orders"), JobId::new("shop.refunds"));
         let key = ShardKey { cohort: cohort(), index: 0 };
-        let read = Shard {
-            key: key.clone(),
-            jobs: BTreeMap::from([(a.clone(), line(300)), (b.clone(), line(300))]),
-            cut_seq: 0,
-            due_at: Some(UnixTime(300)),
-            version: Version::INITIAL,
-        };
-        let read = store.create_shard(&read).await.expect("create");
+        let read = created_shard(&store, &key, &[&a, &b]).await;
         let mut ticked = read.clone();
         ticked.jobs.insert(b.clone(), line(600));
         store.update_shard(&ticked).await.expect("the tick's cut of b");
